@@ -1,0 +1,56 @@
+"""`varcas <command>`: each command is a thin layer over a library function.
+
+A command module exposes build_parser(prog) -> argparse.ArgumentParser and run(args) -> int.
+Setup and input errors (VarcasError, bad flags) become one line on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .errors import VarcasError
+
+COMMANDS = {
+    "load": ("varcas.load.cli", "run an open-loop load test against a server"),
+    "recover": ("varcas.load.recover_cli", "rebuild requests.parquet of a run whose process died"),
+    "analyze": ("varcas.analyze.cli", "latency/throughput statistics and a trust verdict for runs"),
+    "roofline": ("varcas.roofline.cli", "static roofline model of prefill and decode on a GPU"),
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one line (no usage dump) and exits 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def run_command(module_name: str, prog: str, argv: list[str]) -> int:
+    """Parse argv with the command's parser and run it; VarcasError -> one line, exit 2."""
+    module = importlib.import_module(module_name)
+    parser = module.build_parser(prog)
+    args = parser.parse_args(argv)
+    try:
+        return int(module.run(args) or 0)
+    except VarcasError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: varcas <command> [options]\n\ncommands:")
+        for name, (_, helptext) in COMMANDS.items():
+            print(f"  {name:<10} {helptext}")
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"varcas: error: unknown command {name!r} (known: {', '.join(COMMANDS)})", file=sys.stderr)
+        return 2
+    return run_command(COMMANDS[name][0], f"varcas {name}", argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The run directory: the one contract between load, analyze, optimize and report.
+
+A run is a directory holding
+  run.json           manifest (config with secrets removed, target, versions, seed, clock anchor,
+                     status, counts)
+  requests.arrows    Arrow IPC stream, appended and flushed during the run (crash-safe)
+  requests.parquet   the same rows, written at the end or recovered from requests.arrows
+  errors.log         short excerpts of error bodies (never in the rows)
+
+Schema history (SCHEMA_VERSION, checked by every reader):
+  1  first version: columns of REQUEST_SCHEMA below.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .errors import VarcasError
+
+SCHEMA_VERSION = 1
+MANIFEST = "run.json"
+ARROWS = "requests.arrows"
+PARQUET = "requests.parquet"
+ERRORS_LOG = "errors.log"
+
+# Error kinds recorded per request (null error = success).
+ERROR_KINDS = ("connect", "timeout", "http", "protocol", "truncated", "cancelled", "server")
+
+_dict_str = pa.dictionary(pa.int8(), pa.string())
+
+REQUEST_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.int64(), nullable=False),
+        pa.field("scheduled_ns", pa.int64(), nullable=False),
+        pa.field("slot_wait_ns", pa.int64(), nullable=False),
+        pa.field("sent_ns", pa.int64()),
+        pa.field("first_byte_ns", pa.int64()),
+        pa.field("first_token_ns", pa.int64()),
+        pa.field("end_ns", pa.int64()),
+        pa.field("token_ns", pa.list_(pa.int64())),
+        pa.field("input_tokens", pa.int32()),
+        pa.field("output_tokens", pa.int32()),
+        pa.field("requested_input_tokens", pa.int32(), nullable=False),
+        pa.field("requested_output_tokens", pa.int32(), nullable=False),
+        pa.field("http_status", pa.int16(), nullable=False),
+        pa.field("error", _dict_str),
+        pa.field("finish_reason", _dict_str),
+    ],
+    metadata={b"varcas.schema_version": str(SCHEMA_VERSION).encode()},
+)
+
+
+def write_manifest(run_dir: Path, manifest: dict) -> None:
+    """Write run.json atomically (temp file + rename), so a crash never leaves half a file."""
+    tmp = Path(run_dir) / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, Path(run_dir) / MANIFEST)
+
+
+def read_manifest(run_dir: Path) -> dict:
+    """Read and version-check run.json."""
+    path = Path(run_dir) / MANIFEST
+    if not path.is_file():
+        raise VarcasError(f"{run_dir}: not a varcas run directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise VarcasError(f"{path}: unreadable manifest ({exc.__class__.__name__})") from None
+    if not isinstance(manifest, dict):
+        raise VarcasError(f"{path}: unreadable manifest (not a JSON object)")
+    _check_version(manifest.get("schema_version"), path)
+    return manifest
+
+
+def _check_version(version, where) -> None:
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise VarcasError(f"{where}: no schema version") from None
+    if version > SCHEMA_VERSION:
+        raise VarcasError(
+            f"{where}: schema version {version} is newer than this varcas reads ({SCHEMA_VERSION}); upgrade varcas"
+        )
+    if version < 1:
+        raise VarcasError(f"{where}: unknown schema version {version}")
+
+
+def _schema_version_of(schema: pa.Schema, where) -> None:
+    meta = schema.metadata or {}
+    _check_version(meta.get(b"varcas.schema_version", b"").decode() or None, where)
+
+
+def read_arrows(path: Path) -> pa.Table:
+    """Read every complete record batch of an Arrow IPC stream; a torn tail is dropped."""
+    batches = []
+    try:
+        with pa.OSFile(str(path), "rb") as f:
+            reader = ipc.open_stream(f)
+            _schema_version_of(reader.schema, path)
+            schema = reader.schema
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+                except (pa.ArrowInvalid, OSError):
+                    break  # torn write at the end of a crashed run: keep what came before
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise VarcasError(f"{path}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def read_requests(path: Path) -> pa.Table:
+    """The per-request table of a run directory or a requests.parquet file.
+
+    Falls back to requests.arrows when the Parquet file is missing (a run that died).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VarcasError(f"{path}: no such file or directory")
+    if path.is_dir():
+        parquet, arrows = path / PARQUET, path / ARROWS
+        if parquet.is_file():
+            path = parquet
+        elif arrows.is_file():
+            return read_arrows(arrows)
+        else:
+            raise VarcasError(f"{path}: not a varcas run directory (no {PARQUET} or {ARROWS})")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise VarcasError(f"{path}: corrupt or unreadable Parquet ({str(exc).splitlines()[0]})") from None
+    _schema_version_of(table.schema, path)
+    return table
+
+
+def write_parquet(table: pa.Table, path: Path, manifest: dict | None = None) -> None:
+    """Write the request table as Parquet with the manifest in its key-value metadata."""
+    meta = dict(table.schema.metadata or {})
+    meta[b"varcas.schema_version"] = str(SCHEMA_VERSION).encode()
+    if manifest is not None:
+        meta[b"varcas.run"] = json.dumps(manifest, sort_keys=True).encode()
+    tmp = Path(str(path) + ".tmp")
+    pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def recover(run_dir: Path) -> int:
+    """Turn requests.arrows of a run whose process died into requests.parquet; returns row count."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    arrows = run_dir / ARROWS
+    if not arrows.is_file():
+        raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS})")
+    table = read_arrows(arrows)
+    if manifest.get("status") == "running":
+        manifest["status"] = "interrupted"
+        manifest["recovered"] = True
+    manifest.setdefault("counts", {})["recorded"] = table.num_rows
+    write_parquet(table, run_dir / PARQUET, manifest)
+    write_manifest(run_dir, manifest)
+    return table.num_rows
