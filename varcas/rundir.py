@@ -97,22 +97,13 @@ def _schema_version_of(schema: pa.Schema, where) -> None:
 
 def read_arrows(path: Path) -> pa.Table:
     """Read every complete record batch of an Arrow IPC stream; a torn tail is dropped."""
-    batches = []
     try:
         with pa.OSFile(str(path), "rb") as f:
             reader = ipc.open_stream(f)
             _schema_version_of(reader.schema, path)
-            schema = reader.schema
-            while True:
-                try:
-                    batches.append(reader.read_next_batch())
-                except StopIteration:
-                    break
-                except (pa.ArrowInvalid, OSError):
-                    break  # torn write at the end of a crashed run: keep what came before
+            return pa.Table.from_batches(list(_complete_batches(reader)), schema=reader.schema)
     except (pa.ArrowInvalid, OSError) as exc:
         raise VarcasError(f"{path}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
-    return pa.Table.from_batches(batches, schema=schema)
 
 
 def read_requests(path: Path) -> pa.Table:
@@ -139,29 +130,75 @@ def read_requests(path: Path) -> pa.Table:
     return table
 
 
-def write_parquet(table: pa.Table, path: Path, manifest: dict | None = None) -> None:
-    """Write the request table as Parquet with the manifest in its key-value metadata."""
-    meta = dict(table.schema.metadata or {})
+def _parquet_schema(schema: pa.Schema, manifest: dict | None) -> pa.Schema:
+    meta = dict(schema.metadata or {})
     meta[b"varcas.schema_version"] = str(SCHEMA_VERSION).encode()
     if manifest is not None:
         meta[b"varcas.run"] = json.dumps(manifest, sort_keys=True).encode()
+    return schema.with_metadata(meta)
+
+
+def write_parquet(table: pa.Table, path: Path, manifest: dict | None = None) -> None:
+    """Write a whole request table as Parquet (synthetic runs, tools); runs stream via convert_to_parquet."""
     tmp = Path(str(path) + ".tmp")
-    pq.write_table(table.replace_schema_metadata(meta), tmp, compression="zstd")
+    pq.write_table(table.cast(_parquet_schema(table.schema, manifest)), tmp, compression="zstd")
     os.replace(tmp, path)
+
+
+def convert_to_parquet(run_dir: Path, manifest: dict | None = None, row_group_rows: int = 131072) -> int:
+    """Stream requests.arrows into requests.parquet (manifest in the key-value metadata).
+
+    Memory stays bounded by one row group, whatever the run's length; a torn tail left by a
+    crash is dropped. Written to a temp file and renamed, so a reader never sees half a file.
+    Returns the number of rows written.
+    """
+    run_dir = Path(run_dir)
+    src, dst = run_dir / ARROWS, run_dir / PARQUET
+    tmp = Path(str(dst) + ".tmp")
+    rows, pending, pending_rows = 0, [], 0
+    try:
+        with pa.OSFile(str(src), "rb") as f:
+            reader = ipc.open_stream(f)
+            _schema_version_of(reader.schema, src)
+            schema = _parquet_schema(reader.schema, manifest)
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                for batch in _complete_batches(reader):
+                    pending.append(batch)
+                    pending_rows += batch.num_rows
+                    if pending_rows >= row_group_rows:
+                        writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                        rows, pending, pending_rows = rows + pending_rows, [], 0
+                if pending:
+                    writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                    rows += pending_rows
+    except (pa.ArrowInvalid, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise VarcasError(f"{src}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
+    os.replace(tmp, dst)
+    return rows
+
+
+def _complete_batches(reader):
+    """Yield record batches until the end of the stream or a torn (partially written) batch."""
+    while True:
+        try:
+            yield reader.read_next_batch()
+        except StopIteration:
+            return
+        except (pa.ArrowInvalid, OSError):
+            return
 
 
 def recover(run_dir: Path) -> int:
     """Turn requests.arrows of a run whose process died into requests.parquet; returns row count."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    arrows = run_dir / ARROWS
-    if not arrows.is_file():
+    if not (run_dir / ARROWS).is_file():
         raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS})")
-    table = read_arrows(arrows)
     if manifest.get("status") == "running":
         manifest["status"] = "interrupted"
         manifest["recovered"] = True
-    manifest.setdefault("counts", {})["recorded"] = table.num_rows
-    write_parquet(table, run_dir / PARQUET, manifest)
+    rows = convert_to_parquet(run_dir, manifest)
+    manifest.setdefault("counts", {})["recorded"] = rows
     write_manifest(run_dir, manifest)
-    return table.num_rows
+    return rows

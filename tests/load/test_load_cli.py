@@ -1,0 +1,132 @@
+"""The command line: one-line errors with exit 2, interrupts, recovery, secrets."""
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from varcas.rundir import read_manifest
+
+from .helpers import REPO, varcas_cli
+
+LOAD = ("-m", "varcas.load")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--rps", "0"], "--rps"),
+        (["--rps", "nan"], "--rps"),
+        (["--rps", "-3"], "--rps"),
+        (["--duration", "-1"], "--duration"),
+        (["--workload", "no_such_workload"], "chat_medium"),
+        (["--arrival", "trace", "--trace", "/nonexistent/trace.jsonl"], "trace"),
+        (["--header", "NoColonHere"], "--header"),
+        (["--max-concurrency", "0"], "--max-concurrency"),
+        (["--url", "ftp://example"], "--url"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(args, needle, tmp_path):
+    res = varcas_cli(*LOAD, *args, "--out", str(tmp_path / "r"))
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists()  # nothing was started
+
+
+def test_unreachable_server_fails_before_any_load(tmp_path):
+    port = _free_port()
+    res = varcas_cli(*LOAD, "--url", f"http://127.0.0.1:{port}", "--num-requests", "5", "--out", str(tmp_path / "r"))
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1 and "cannot connect" in res.stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_unknown_model_lists_the_served_ones(tmp_path, server):
+    res = varcas_cli(*LOAD, "--url", server.url, "--model", "gpt-17", "--num-requests", "2", "--out", str(tmp_path / "r"))
+    assert res.returncode == 2 and "gpt-17" in res.stderr and "test-model" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_api_key_never_lands_in_the_run_directory(tmp_path, server):
+    secret = "sk-varcas-test-5f1e2d3c4b5a"
+    out = tmp_path / "r"
+    res = varcas_cli(*LOAD, "--url", server.url, "--num-requests", "5", "--rps", "50", "--out", str(out), "--quiet",
+                     "--api-key-env", "VARCAS_TEST_KEY", "--header", f"X-Api-Key: {secret}",
+                     "--header", "X-Fault: http_400", env={"VARCAS_TEST_KEY": secret})
+    assert res.returncode == 0, res.stderr
+    assert secret not in res.stdout + res.stderr
+    files = list(out.iterdir())
+    assert {f.name for f in files} >= {"run.json", "requests.parquet", "requests.arrows", "errors.log"}
+    for f in files:
+        assert secret.encode() not in f.read_bytes(), f.name
+    assert read_manifest(out)["config"]["headers"][0] == "X-Api-Key: ***"
+
+
+def _start_load(server_url: str, out, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, *LOAD, "--url", server_url, "--rps", "40", "--duration", "30",
+                             "--output-len", "8", "--input-len", "8", "--quiet", "--out", str(out), *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigint_stops_sending_drains_and_keeps_everything(tmp_path, server):
+    out = tmp_path / "r"
+    proc = _start_load(server.url, out)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    manifest = read_manifest(out)
+    assert manifest["status"] == "interrupted"
+    rows = pq.read_table(out / "requests.parquet").to_pylist()
+    assert 20 <= len(rows) == manifest["counts"]["sent"] < manifest["counts"]["scheduled"]
+    assert all(r["error"] is None for r in rows)  # drained: in-flight requests finished
+
+
+def test_second_sigint_cancels_in_flight_requests(tmp_path, server):
+    out = tmp_path / "r"
+    proc = _start_load(server.url, out, "--header", "X-Fault: stall")
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    rows = pq.read_table(out / "requests.parquet").to_pylist()
+    assert rows and {r["error"] for r in rows} == {"cancelled"}
+    assert all(len(r["token_ns"]) == 1 for r in rows)
+
+
+def test_recover_after_the_process_is_killed(tmp_path, server):
+    out = tmp_path / "r"
+    proc = _start_load(server.url, out)
+    time.sleep(3.0)
+    proc.kill()
+    proc.communicate(timeout=10)
+    assert read_manifest(out)["status"] == "running" and not (out / "requests.parquet").exists()
+    res = varcas_cli("-m", "varcas.cli", "recover", str(out))
+    assert res.returncode == 0, res.stderr
+    manifest = read_manifest(out)
+    rows = pq.read_table(out / "requests.parquet").to_pylist()
+    assert manifest["status"] == "interrupted" and manifest["counts"]["recorded"] == len(rows) >= 40
+    assert sorted(r["request_id"] for r in rows) == sorted({r["request_id"] for r in rows})
+
+
+def test_recover_refuses_what_is_not_a_run(tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps({"schema_version": 99}))
+    res = varcas_cli("-m", "varcas.cli", "recover", str(tmp_path))
+    assert res.returncode == 2 and "newer" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = varcas_cli("-m", "varcas.cli", "recover", str(tmp_path / "missing"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr

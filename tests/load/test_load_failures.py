@@ -1,0 +1,62 @@
+"""Per-request failures are rows with the right error kind; the run always finishes."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from varcas.testing.spawn import spawn
+
+from .helpers import load
+
+
+@pytest.mark.parametrize(
+    "fault, kind, status",
+    [
+        ("http_500", "http", 500),
+        ("http_400", "http", 400),
+        ("close_midstream", "truncated", 200),
+        ("reset", "truncated", 200),
+        ("no_done", "truncated", 200),
+        ("malformed", "protocol", 200),
+        ("error_event", "server", 200),
+    ],
+)
+def test_fault_becomes_an_error_row(tmp_path, server, fault, kind, status):
+    run_dir, manifest, rows = load(tmp_path, server.url, num_requests=4, rps=100.0, headers=[f"X-Fault: {fault}"])
+    assert manifest["status"] == "complete"
+    assert [r["error"] for r in rows] == [kind] * 4
+    assert [r["http_status"] for r in rows] == [status] * 4
+    assert manifest["counts"]["errors"] == {kind: 4} and manifest["counts"]["failed"] == 4
+    assert all(r["end_ns"] >= r["sent_ns"] for r in rows)
+    log = (run_dir / "errors.log").read_text()
+    if kind in ("http", "server", "protocol"):
+        assert log.count("\n") == 4 and kind in log
+    if fault == "close_midstream":  # the tokens that did arrive are kept
+        assert all(len(r["token_ns"]) == 3 for r in rows)
+
+
+def test_stalled_stream_times_out(tmp_path, server):
+    _, manifest, rows = load(tmp_path, server.url, num_requests=3, rps=100.0, headers=["X-Fault: stall"],
+                             request_timeout_s=0.4)
+    assert [r["error"] for r in rows] == ["timeout"] * 3
+    for r in rows:
+        assert 0.4e9 <= r["end_ns"] - r["sent_ns"] < 1.5e9
+        assert len(r["token_ns"]) == 1
+
+
+def test_server_dying_mid_run_keeps_every_result(tmp_path):
+    srv = spawn(tokens=4, itl_ms=2, ttft_ms=2)
+    with srv:
+        killer = threading.Timer(0.5, srv.proc.kill)
+        killer.start()
+        try:
+            _, manifest, rows = load(tmp_path, srv.url, num_requests=60, rps=60.0, output_len=4)
+        finally:
+            killer.cancel()
+    assert manifest["status"] == "complete" and len(rows) == 60
+    errors = [r["error"] for r in rows]
+    served = errors.index("connect")  # requests before the crash were served ...
+    assert served >= 5 and errors[:served] == [None] * served
+    assert set(errors[served + 1:]) == {"connect"}  # ... every one after it is a connect error
+    assert all(r["first_byte_ns"] is None for r in rows if r["error"] == "connect")

@@ -1,0 +1,84 @@
+"""Request bytes are exact; recorded rows survive the Arrow stream and Parquet unchanged."""
+from __future__ import annotations
+
+import numpy as np
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from varcas.errors import VarcasError
+from varcas.load.recorder import Recorder
+from varcas.load.request import RequestBuilder, Target, parse_header
+from varcas.rundir import PARQUET, convert_to_parquet, read_arrows, read_requests, recover, write_manifest
+
+
+def test_completions_request_bytes():
+    b = RequestBuilder(Target.parse("http://127.0.0.1:8000/v1"), "m", headers=[("X-A", "1")], api_key="k")
+    raw = b.build(7, b"[1,2,3]", 16)
+    head, body = raw.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /v1/completions HTTP/1.1"
+    assert "Host: 127.0.0.1:8000" in lines and "Authorization: Bearer k" in lines and "X-A: 1" in lines
+    assert "X-Request-Id: 7" in lines and f"Content-Length: {len(body)}" in lines
+    assert orjson.loads(body) == {
+        "model": "m", "prompt": [1, 2, 3], "max_tokens": 16, "temperature": 0.0, "stream": True,
+        "stream_options": {"include_usage": True}, "ignore_eos": True,
+    }
+
+
+def test_chat_request_body_without_ignore_eos():
+    b = RequestBuilder(Target.parse("https://h.example"), "m", api="chat", ignore_eos=False)
+    body = orjson.loads(b.build(0, b'"hi \\"there\\""', 5).split(b"\r\n\r\n", 1)[1])
+    assert body["messages"] == [{"role": "user", "content": 'hi "there"'}]
+    assert "ignore_eos" not in body and body["max_tokens"] == 5
+    assert b.build(0, b'"x"', 5).startswith(b"POST /v1/chat/completions HTTP/1.1\r\nHost: h.example:443\r\n")
+
+
+@pytest.mark.parametrize("bad", ["nocolon", ": v", "a b: c", "X: a\r\nInjected: 1"])
+def test_bad_headers(bad):
+    with pytest.raises(VarcasError):
+        parse_header(bad)
+
+
+def _row(i, tokens, error=None):
+    return (i, 1000 + i, 0, 1010 + i, 1020 + i, tokens[0] if tokens else None, 5000 + i,
+            16, len(tokens), 16, 8, 200 if error is None else 500, error, "length" if error is None else None)
+
+
+def test_rows_round_trip_through_arrows_and_parquet(tmp_path):
+    write_manifest(tmp_path, {"schema_version": 1, "status": "running"})
+    rec = Recorder(tmp_path)
+    rec.record(_row(0, [1100, 1200, 1300]), np.array([1100, 1200, 1300], np.int64))
+    rec.record(_row(1, [], "http"), b"")
+    assert rec.flush() == 2
+    rec.record(_row(2, [2100]), np.array([2100], np.int64))
+    rec.flush()  # second batch, new dictionaries
+    assert read_arrows(tmp_path / "requests.arrows").num_rows == 3
+    rec.close()
+    assert convert_to_parquet(tmp_path, {"schema_version": 1}) == 3
+    rows = read_requests(tmp_path).to_pylist()
+    assert [r["token_ns"] for r in rows] == [[1100, 1200, 1300], [], [2100]]
+    assert [r["error"] for r in rows] == [None, "http", None]
+    assert [r["finish_reason"] for r in rows] == ["length", None, "length"]
+    assert rows[1]["first_token_ns"] is None and rows[2]["http_status"] == 200
+    meta = pq.read_schema(tmp_path / PARQUET).metadata
+    assert meta[b"varcas.schema_version"] == b"1" and b"varcas.run" in meta
+
+
+def test_torn_arrows_tail_is_dropped_on_recover(tmp_path):
+    write_manifest(tmp_path, {"schema_version": 1, "status": "running"})
+    rec = Recorder(tmp_path)
+    for i in range(3):
+        rec.record(_row(i, [10 * i + 1]), np.array([10 * i + 1], np.int64))
+        rec.flush()
+    rec._sink.flush()
+    data = (tmp_path / "requests.arrows").read_bytes()
+    (tmp_path / "requests.arrows").write_bytes(data[:-40])  # a crash in the middle of the last batch
+    assert recover(tmp_path) == 2
+    assert [r["request_id"] for r in read_requests(tmp_path).to_pylist()] == [0, 1]
+
+
+def test_corrupt_parquet_is_a_one_line_error(tmp_path):
+    (tmp_path / PARQUET).write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(VarcasError, match="corrupt"):
+        read_requests(tmp_path)

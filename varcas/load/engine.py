@@ -1,0 +1,211 @@
+"""The open-loop engine: fires each request at its scheduled time and records how it ended.
+
+Requests leave at precomputed absolute CLOCK_MONOTONIC times whether or not earlier ones have
+finished (open loop, as wrk2 does: a slow server cannot slow the generator down and so hide
+its own queueing). Wake-ups come from an absolute-time timerfd registered with the event
+loop, not from the loop's 1 ms-granular timers. An optional concurrency cap queues requests
+FIFO; the wait is recorded per request (slot_wait_ns) and never hidden in the latency.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+
+from .._timing import Timer, monotonic_ns
+from .client import Connection, Pool
+
+_RING = 8192  # recent samples kept for live percentiles
+
+
+@dataclass
+class LiveStats:
+    """Counters and recent samples for the progress display and the generator-health check."""
+
+    sent: int = 0
+    done: int = 0
+    errors: int = 0
+    events: int = 0
+    ttft_ns: np.ndarray = field(default_factory=lambda: np.zeros(_RING, np.int64))
+    lag_ns: np.ndarray = field(default_factory=lambda: np.zeros(_RING, np.int64))
+    n_ttft: int = 0
+    n_lag: int = 0
+    error_kinds: collections.Counter = field(default_factory=collections.Counter)
+
+    def recent(self, ring: np.ndarray, n: int) -> np.ndarray:
+        return ring[: min(n, _RING)]
+
+
+class Engine:
+    """Dispatches a schedule over a Pool and writes one row per request to a Recorder."""
+
+    def __init__(self, loop, pool_factory, offsets_ns, input_len, output_len, build, recorder,
+                 *, max_concurrency=None, request_timeout_s=600.0, log_error=None):
+        self.loop = loop
+        self.pool: Pool = pool_factory(self)
+        self.offsets_ns = offsets_ns  # schedule offsets from t=0, non-decreasing
+        self.when = offsets_ns  # absolute monotonic ns once start() has run
+        self.input_len = input_len
+        self.output_len = output_len
+        self.build = build  # build(i) -> request bytes
+        self.recorder = recorder
+        self.cap = max_concurrency
+        self.timeout_ns = int(request_timeout_s * 1e9)
+        self.log_error = log_error or (lambda rid, kind, status, excerpt: None)
+        self.n = len(offsets_ns)
+        self.next = 0
+        self.inflight: dict[int, Connection] = {}
+        self.waiting: collections.deque = collections.deque()
+        self.stopped = False
+        self.stats = LiveStats()
+        self.done = loop.create_future()
+        self.timer = Timer()
+
+    # -- dispatch ---------------------------------------------------------------------------
+    def start(self, start_ns: int) -> None:
+        """Anchor the schedule at start_ns and arm the timer; call once the pool is warm."""
+        self.when = self.offsets_ns + np.int64(start_ns)
+        self.loop.add_reader(self.timer.fileno(), self._on_timer)
+        self._sweep_handle = self.loop.call_later(0.1, self._sweep)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.next < self.n and not self.stopped:
+            self.timer.arm(int(self.when[self.next]))
+        else:
+            self.timer.arm(0)
+            self._check_done()
+
+    def _on_timer(self) -> None:
+        self.timer.consume()
+        when, n, i = self.when, self.n, self.next
+        now = monotonic_ns()
+        while i < n and not self.stopped and when[i] <= now:
+            self._fire(i)
+            i += 1
+            self.next = i
+            now = monotonic_ns()
+        self._arm()
+
+    def _fire(self, i: int) -> None:
+        if self.cap is not None and len(self.inflight) >= self.cap:
+            self.waiting.append(i)
+            return
+        self._send(i, 0)
+
+    def _send(self, i: int, slot_wait_ns: int) -> None:
+        request = (i, slot_wait_ns)
+        self.stats.sent += 1
+        self.inflight[i] = self.pool.acquire(request, self.build(i))
+
+    def _slot_freed(self) -> None:
+        if self.waiting and not self.stopped:
+            i = self.waiting.popleft()
+            self._send(i, monotonic_ns() - int(self.when[i]))
+
+    # -- completion -------------------------------------------------------------------------
+    def on_response(self, conn: Connection) -> None:
+        """The parser says the response is complete (or malformed): classify and record it."""
+        p = conn.parser
+        status = p.status
+        kind = None
+        if p.errmsg is not None:
+            kind = "protocol"
+        elif not 200 <= status < 300:
+            kind = "http"
+        elif not p.is_sse:
+            kind = "protocol"
+        elif p.error_event is not None:
+            kind = "server"
+        elif p.done_ns == 0:
+            kind = "truncated"
+        if kind is not None and kind != "truncated":
+            excerpt = p.error_event if kind == "server" else p.body_excerpt
+            self.log_error(conn.request[0], kind, status, excerpt or (p.errmsg or "").encode())
+        self._finish(conn, kind, p.done_ns if kind is None else monotonic_ns())
+
+    def on_failure(self, conn: Connection, kind: str) -> None:
+        """The connection failed or closed before the response completed."""
+        if conn.request is not None:
+            self._finish(conn, kind, monotonic_ns())
+
+    def _finish(self, conn: Connection, kind, end_ns: int) -> None:
+        i, slot_wait = conn.request
+        p = conn.parser
+        in_tok = out_tok = None
+        if p.usage is not None:
+            try:
+                usage = orjson.loads(p.usage)
+                in_tok, out_tok = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            except (orjson.JSONDecodeError, AttributeError):
+                pass
+        sent = conn.sent_ns or None
+        first_token = p.first_token_ns or None
+        scheduled = int(self.when[i])
+        self.recorder.record(
+            (i, scheduled, slot_wait, sent, p.first_byte_ns or None, first_token, end_ns,
+             in_tok if type(in_tok) is int else None, out_tok if type(out_tok) is int else None,
+             int(self.input_len[i]), int(self.output_len[i]), p.status, kind, p.finish_reason),
+            p if sent else b"",
+        )
+        self._count(kind, sent, first_token, scheduled + slot_wait, p.n_events)
+        del self.inflight[i]
+        if kind is None:
+            self.pool.release(conn)
+        else:
+            conn.request = None
+            conn.abort()
+        self._slot_freed()
+        self._check_done()
+
+    def _count(self, kind, sent, first_token, due, events) -> None:
+        s = self.stats
+        s.done += 1
+        s.events += events
+        if kind is not None:
+            s.errors += 1
+            s.error_kinds[kind] += 1
+        if sent:
+            s.lag_ns[s.n_lag % _RING] = sent - due
+            s.n_lag += 1
+            if first_token:
+                s.ttft_ns[s.n_ttft % _RING] = first_token - sent
+                s.n_ttft += 1
+
+    # -- timeouts, stop, cancel -------------------------------------------------------------
+    def _sweep(self) -> None:
+        """Every 100 ms: end requests that ran past --request-timeout."""
+        now = monotonic_ns()
+        late = [c for i, c in self.inflight.items() if now - (c.sent_ns or int(self.when[i])) > self.timeout_ns]
+        for conn in late:
+            self._end_pending(conn, "timeout")
+        if not self.done.done():
+            self._sweep_handle = self.loop.call_later(0.1, self._sweep)
+
+    def _end_pending(self, conn: Connection, kind: str) -> None:
+        if conn.request is None and conn.pending is not None:
+            conn.request, _ = conn.pending
+            conn.pending = None
+        if conn.request is not None:
+            self._finish(conn, kind, monotonic_ns())
+
+    def stop_sending(self) -> None:
+        """First interrupt: send nothing more; in-flight requests may finish."""
+        self.stopped = True
+        self.waiting.clear()
+        self._arm()
+
+    def cancel_all(self) -> None:
+        """Second interrupt or drain timeout: end every in-flight request as 'cancelled'."""
+        self.stop_sending()
+        for conn in list(self.inflight.values()):
+            self._end_pending(conn, "cancelled")
+
+    def _check_done(self) -> None:
+        finished = self.stopped or self.next >= self.n
+        if finished and not self.inflight and not self.waiting and not self.done.done():
+            self.loop.remove_reader(self.timer.fileno())
+            self.timer.close()
+            self.done.set_result(None)

@@ -1,0 +1,272 @@
+"""run_load(config): one open-loop load test from arguments to a finished run directory.
+
+Order matters: every local input (workload, schedule, headers, output dir) is checked before
+the server is contacted, and the server is checked (preflight) before any load is sent.
+Interrupts: the first SIGINT/SIGTERM stops sending and drains in-flight requests for up to
+drain_timeout_s; a second one (or the timeout) cancels them. Rows are flushed to
+requests.arrows every second, so a crash loses at most the last second; the Parquet file and
+the final manifest are written at the end whatever happened.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import resource
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import uvloop
+
+from .. import __version__
+from .._timing import monotonic_ns
+from ..errors import VarcasError
+from ..rundir import ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, write_manifest
+from .client import Pool
+from .engine import Engine
+from .preflight import preflight
+from .progress import Progress
+from .prompts import TextPrompts, TokenPrompts
+from .recorder import Recorder
+from .request import RequestBuilder, Target, parse_header
+from .schedule import build_schedule
+from .targets import open_target
+from .workloads import load_workload
+
+SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")
+
+
+@dataclass
+class LoadConfig:
+    """Everything a load run needs; what lands in run.json (minus secrets) is asdict() of this."""
+
+    url: str | None = None
+    model: str | None = None
+    rps: float | None = None
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    trace: str | None = None
+    duration_s: float | None = None
+    num_requests: int | None = None
+    max_concurrency: int | None = None
+    workload: str = "chat_medium"
+    input_len: int | None = None
+    output_len: int | None = None
+    api: str = "completions"
+    endpoint: str | None = None
+    ignore_eos: bool = True
+    headers: list[str] = field(default_factory=list)
+    api_key_env: str = "OPENAI_API_KEY"
+    insecure: bool = False
+    out: str | None = None
+    seed: int = 0
+    request_timeout_s: float = 600.0
+    drain_timeout_s: float = 30.0
+    quiet: bool = False
+
+    def public(self) -> dict:
+        """The config as stored in run.json: sensitive header values are masked."""
+        d = asdict(self)
+        d["headers"] = [_mask_header(h) for h in self.headers]
+        return d
+
+
+def _mask_header(text: str) -> str:
+    name, sep, _ = text.partition(":")
+    return f"{name}: ***" if sep and any(s in name.lower() for s in SENSITIVE_HEADERS) else text
+
+
+@dataclass
+class Prepared:
+    """A validated run, ready to send: schedule, request builder, output directory."""
+
+    config: LoadConfig
+    offsets_ns: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+    workload_name: str
+    headers: list[tuple[str, str]]
+
+
+def prepare(cfg: LoadConfig) -> Prepared:
+    """Validate every local input and build the schedule; no network."""
+    if cfg.max_concurrency is not None and cfg.max_concurrency < 1:
+        raise VarcasError(f"--max-concurrency must be >= 1, got {cfg.max_concurrency}")
+    for name, value in (("--request-timeout", cfg.request_timeout_s), ("--drain-timeout", cfg.drain_timeout_s)):
+        if not value > 0 or value != value or value == float("inf"):
+            raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
+    headers = [parse_header(h) for h in cfg.headers]
+    workload = load_workload(cfg.workload)
+    duration = cfg.duration_s
+    if duration is None and cfg.num_requests is None and cfg.arrival != "trace":
+        duration = 60.0
+    sched = build_schedule(
+        workload=workload, rps=cfg.rps, arrival=cfg.arrival, burstiness=cfg.burstiness,
+        duration_s=duration, num_requests=cfg.num_requests, input_len=cfg.input_len,
+        output_len=cfg.output_len, seed=cfg.seed, trace_path=cfg.trace,
+    )
+    if len(sched) == 0:
+        raise VarcasError("the schedule is empty: no request falls within --duration")
+    cfg.duration_s = duration
+    return Prepared(cfg, sched.offset_ns, sched.input_len, sched.output_len, workload.name, headers)
+
+
+def _run_dir(out: str | None, workload: str) -> Path:
+    if out is None:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        out = os.path.join("runs", f"{stamp}-{workload}")
+    path = Path(out)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise VarcasError(f"--out {out}: exists and is not an empty directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VarcasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    return path
+
+
+def _raise_fd_limit() -> None:
+    """Open loop at high rates needs one socket per in-flight request."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run_load(cfg: LoadConfig, console=None) -> Path:
+    """Run one load test and return its run directory (status complete or interrupted)."""
+    prep = prepare(cfg)
+    api_key = os.environ.get(cfg.api_key_env) or None
+    with open_target(cfg.url, console) as (url, target_kind, target_params):
+        target = Target.parse(url)
+        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        info = preflight(target, cfg.model, {**dict(prep.headers), **auth}, cfg.insecure)
+        run_dir = _run_dir(cfg.out, prep.workload_name)
+        builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key)
+        manifest = _manifest(prep, url, target_kind, target_params, info)
+        write_manifest(run_dir, manifest)
+        _raise_fd_limit()
+        outcome = _execute(prep, builder, target, run_dir, console, api_key)
+        manifest.update(outcome)
+        manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
+        write_manifest(run_dir, manifest)
+    return run_dir
+
+
+def _manifest(prep: Prepared, url, target_kind, target_params, info) -> dict:
+    cfg = prep.config
+    argv = [_mask_header(a) for a in sys.argv]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "varcas_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "status": "running",
+        "command": argv,
+        "config": {**cfg.public(), "workload": prep.workload_name},
+        "target": {"url": url, "model": info.model, "kind": target_kind, "server_version": info.server_version,
+                   **({"params": target_params} if target_params else {})},
+        "seed": cfg.seed,
+        "clock_anchor": {"monotonic_ns": monotonic_ns(), "unix_ns": time.time_ns()},
+        "started_at": datetime.now(timezone.utc).isoformat(),
+        "counts": {"scheduled": int(len(prep.offsets_ns))},
+        "warnings": [],
+    }
+
+
+def _prompt_source(cfg: LoadConfig):
+    return TextPrompts(cfg.seed) if cfg.api == "chat" else TokenPrompts(cfg.seed)
+
+
+def _execute(prep: Prepared, builder: RequestBuilder, target: Target, run_dir: Path, console, api_key) -> dict:
+    """Drive the event loop over the schedule; returns the manifest fields of the outcome."""
+    cfg = prep.config
+    prompts = _prompt_source(cfg)
+    fragment, build_req, in_len, out_len = prompts.fragment, builder.build, prep.input_len, prep.output_len
+
+    def build(i: int) -> bytes:
+        return build_req(i, fragment(i, int(in_len[i])), int(out_len[i]))
+
+    recorder = Recorder(run_dir)
+    errlog = open(run_dir / ERRORS_LOG, "a", encoding="utf-8")
+
+    def log_error(rid, kind, status, excerpt: bytes) -> None:
+        text = excerpt[:300].decode("utf-8", "replace").replace("\n", " ")
+        if api_key:
+            text = text.replace(api_key, "***")
+        errlog.write(f"request {rid}\t{kind}\tHTTP {status}\t{text}\n")
+
+    loop = uvloop.new_event_loop()
+    engine = Engine(loop, lambda owner: Pool(loop, target, owner, cfg.insecure), prep.offsets_ns,
+                    in_len, out_len, build, recorder, max_concurrency=cfg.max_concurrency,
+                    request_timeout_s=cfg.request_timeout_s, log_error=log_error)
+    planned_s = float(prep.offsets_ns[-1]) / 1e9
+    ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    try:
+        with Progress(console, not cfg.quiet, planned_s) as progress:
+            start_ns, interrupted = loop.run_until_complete(_drive(engine, cfg, progress, recorder))
+    finally:
+        recorder.close()
+        errlog.close()
+        loop.close()
+    ru1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    stats = engine.stats
+    return {
+        "status": "interrupted" if interrupted else "complete",
+        "start_ns": start_ns,
+        "end_ns": monotonic_ns(),
+        "ended_at": datetime.now(timezone.utc).isoformat(),
+        "counts": {"scheduled": engine.n, "sent": stats.sent, "ok": stats.done - stats.errors,
+                   "failed": stats.errors, "errors": dict(stats.error_kinds)},
+        "client": {"cpu_s": cpu_s, "wall_s": wall1 - wall0, "cpu_util": cpu_s / max(wall1 - wall0, 1e-9),
+                   "connections_opened": engine.pool.opened},
+    }
+
+
+def _prewarm_count(cfg: LoadConfig, offsets_ns: np.ndarray) -> int:
+    """Connections to open before t=0: about the requests the first 100 ms will start."""
+    early = int(np.searchsorted(offsets_ns, 100_000_000))
+    if cfg.max_concurrency is not None:
+        early = min(early, cfg.max_concurrency)
+    return max(1, min(early + 2, 512))
+
+
+async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: Recorder):
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_signal() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            engine.stop_sending()
+            loop.call_later(cfg.drain_timeout_s, engine.cancel_all)
+            progress.note = f"interrupted: draining in-flight requests (up to {cfg.drain_timeout_s:g} s; again to cancel)"
+        else:
+            engine.cancel_all()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    warm = _prewarm_count(cfg, engine.offsets_ns)
+    engine.pool.prewarm(warm)
+    for _ in range(100):  # bounded: at most 1 s for the warm-up connections
+        if len(engine.pool.idle) >= warm or interrupts:
+            break
+        await asyncio.sleep(0.01)
+    start_ns = monotonic_ns() + 20_000_000
+    engine.start(start_ns)
+    while not engine.done.done():
+        await asyncio.wait([engine.done], timeout=0.5)  # flushes at least once a second
+        recorder.flush()
+        progress.update(engine.stats, (monotonic_ns() - start_ns) / 1e9, len(engine.inflight))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.remove_signal_handler(sig)
+    engine.pool.close()
+    return start_ns, interrupts > 0
