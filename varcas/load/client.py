@@ -81,6 +81,7 @@ class Pool:
         self.owner = owner
         self.idle: collections.deque[Connection] = collections.deque()
         self.opened = 0
+        self.connecting = 0
         self.ssl = None
         if target.scheme == "https":
             self.ssl = ssl_module.create_default_context()
@@ -92,15 +93,22 @@ class Pool:
         """Send on an idle connection, or on a new one as soon as it is connected."""
         idle = self.idle
         now = monotonic_ns()
+        conn = None
         while idle:
-            conn = idle.pop()  # most recently used first: warm, least likely to be closed
-            if conn.transport is not None and now - conn.idle_since_ns < IDLE_REUSE_LIMIT_NS:
+            candidate = idle.pop()  # most recently used first: warm, least likely to be closed
+            if candidate.transport is not None and now - candidate.idle_since_ns < IDLE_REUSE_LIMIT_NS:
+                conn = candidate
                 conn.send(request, data)
-                return conn
-            conn.abort()
-        conn = Connection(self.owner)
-        conn.pending = (request, data)
-        self._open(conn)
+                break
+            candidate.abort()
+        if conn is None:
+            conn = Connection(self.owner)
+            conn.pending = (request, data)
+            self._open(conn)
+        # Keep spare connections opening in the background (about 1/16 of the pool, at least
+        # 4), so a growing number of requests in flight does not wait for connect().
+        if len(idle) + self.connecting < 4 + (self.opened >> 4):
+            self._open(Connection(self.owner))
         return conn
 
     def release(self, conn: Connection) -> None:
@@ -125,6 +133,7 @@ class Pool:
 
     def _open(self, conn: Connection) -> None:
         self.opened += 1
+        self.connecting += 1
         task = self.loop.create_task(
             self.loop.create_connection(
                 lambda: conn,
@@ -137,6 +146,7 @@ class Pool:
         task.add_done_callback(lambda t, conn=conn: self._opened(conn, t))
 
     def _opened(self, conn: Connection, task: asyncio.Task) -> None:
+        self.connecting -= 1
         if task.cancelled() or task.exception() is not None:
             if conn.pending is not None:
                 request, _ = conn.pending

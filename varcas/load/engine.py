@@ -18,6 +18,10 @@ from .._timing import Timer, monotonic_ns
 from .client import Connection, Pool
 
 _RING = 8192  # recent samples kept for live percentiles
+# A timerfd wake-up arrives some 50-100 us after its deadline (measured here on an idle
+# loop: p50 ~60 us). The timer is armed this much early and the rest is spun, so requests
+# leave on time without spinning through whole gaps (which would delay reading tokens).
+_LEAD_NS = 80_000
 
 
 @dataclass
@@ -73,7 +77,7 @@ class Engine:
 
     def _arm(self) -> None:
         if self.next < self.n and not self.stopped:
-            self.timer.arm(int(self.when[self.next]))
+            self.timer.arm(max(1, int(self.when[self.next]) - _LEAD_NS))
         else:
             self.timer.arm(0)
             self._check_done()
@@ -82,7 +86,13 @@ class Engine:
         self.timer.consume()
         when, n, i = self.when, self.n, self.next
         now = monotonic_ns()
-        while i < n and not self.stopped and when[i] <= now:
+        while i < n and not self.stopped:
+            due = when[i]
+            if due > now:
+                if due - now > _LEAD_NS:
+                    break
+                while now < due:  # at most _LEAD_NS of spinning
+                    now = monotonic_ns()
             self._fire(i)
             i += 1
             self.next = i

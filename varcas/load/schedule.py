@@ -1,0 +1,329 @@
+"""The request schedule: when each request leaves and how long its prompt and reply are.
+
+The whole schedule is computed before the run as three numpy arrays, so the dispatcher only
+reads array slots on the hot path, and the same arguments and seed give byte-identical arrays.
+
+Arrival processes (rates in requests/s, offsets in ns from the run's start):
+  poisson   exponential gaps of mean 1/rps.
+  gamma     gamma gaps, shape = burstiness, scale = 1/(rps*burstiness): vLLM's benchmark
+            definition (vllm/benchmarks/serve.py). Mean gap 1/rps for any burstiness;
+            burstiness < 1 is burstier than Poisson, > 1 smoother, == 1 is Poisson in law.
+  constant  offset of request i is exactly i/rps (rounded to the ns); the first is at 0.
+  trace     offsets and lengths replayed from a file (see read_trace).
+For poisson and gamma the first request leaves at its first gap, not at 0 (vLLM sends the
+first one immediately): then every gap, the first included, follows the stated law and the
+offsets form a stationary process, so a window at the start is like a window anywhere.
+
+The run ends at whichever comes first: offsets < duration_s, or num_requests requests.
+
+Three independent RNG streams, spawned from numpy SeedSequence(seed), drive the arrivals,
+the input lengths and the output lengths, so changing the rate or the arrival process does
+not change the length sequence (request k gets the same lengths in both runs). All draws
+are sequential, so a shorter run's schedule is a prefix of a longer one's with the same
+seed and rate.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import orjson
+
+from varcas.errors import VarcasError
+from varcas.load.workloads import INT32_MAX, Workload
+
+ARRIVALS = ("poisson", "gamma", "constant", "trace")
+TRACE_FIELDS = ("offset_s", "input_tokens", "output_tokens")
+# A schedule of 100M requests already holds 1.6 GB of arrays; beyond that is a typo.
+MAX_REQUESTS = 100_000_000
+# Offsets are int64 ns (overflow past ~292 years); 1e9 s (~31.7 years) is ample headroom.
+MAX_OFFSET_S = 1e9
+
+
+@dataclass
+class Schedule:
+    """Per-request arrays of equal length: planned send offset from the run's start
+    (int64 ns, non-decreasing, first >= 0), prompt tokens and max output tokens (int32)."""
+
+    offset_ns: np.ndarray
+    input_len: np.ndarray
+    output_len: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.offset_ns)
+        for name, dtype in (("offset_ns", np.int64), ("input_len", np.int32), ("output_len", np.int32)):
+            arr = getattr(self, name)
+            if arr.dtype != dtype or arr.ndim != 1 or len(arr) != n:
+                raise ValueError(f"Schedule.{name} must be a 1-d {np.dtype(dtype)} array of length {n}")
+
+    def __len__(self) -> int:
+        return len(self.offset_ns)
+
+    @property
+    def duration_s(self) -> float:
+        """Offset of the last request in seconds (0.0 for an empty schedule)."""
+        return float(self.offset_ns[-1]) / 1e9 if len(self) else 0.0
+
+
+def build_schedule(*, workload: Workload, rps: float | None, arrival: str = "poisson",
+                   burstiness: float = 1.0, duration_s: float | None = None,
+                   num_requests: int | None = None, input_len: int | None = None,
+                   output_len: int | None = None, seed: int = 0,
+                   trace_path: str | None = None) -> Schedule:
+    """Compute the schedule; see the module docstring for the semantics.
+
+    rps None means workload.rps. input_len/output_len, when given, replace the workload's
+    (or the trace's) lengths with that fixed value. A trace takes its rate from its offsets,
+    so rps must be None with arrival="trace"; duration_s and num_requests still cut it.
+    Every bad argument raises a one-line VarcasError.
+    """
+    _validate(workload=workload, rps=rps, arrival=arrival, burstiness=burstiness,
+              duration_s=duration_s, num_requests=num_requests, input_len=input_len,
+              output_len=output_len, seed=seed, trace_path=trace_path)
+    arrival_ss, input_ss, output_ss = np.random.SeedSequence(seed).spawn(3)
+    if arrival == "trace":
+        offsets, trace_in, trace_out = read_trace(trace_path)
+        keep = _trace_cut(offsets, duration_s, num_requests)
+        offsets, trace_in, trace_out = offsets[:keep], trace_in[:keep], trace_out[:keep]
+    else:
+        rate = workload.rps if rps is None else float(rps)
+        offsets = _arrival_offsets(arrival, rate, burstiness, duration_s, num_requests,
+                                   np.random.default_rng(arrival_ss))
+        trace_in = trace_out = None
+    n = len(offsets)
+    if n == 0:
+        raise VarcasError(f"the schedule is empty: no request arrives before duration {duration_s} s; "
+                          "give a longer duration or a higher rate")
+    return Schedule(
+        offset_ns=offsets,
+        input_len=_lengths(input_len, trace_in, workload.input.sample, input_ss, n),
+        output_len=_lengths(output_len, trace_out, workload.output.sample, output_ss, n),
+    )
+
+
+def _lengths(fixed: int | None, from_trace: np.ndarray | None, sample: Callable,
+             ss: np.random.SeedSequence, n: int) -> np.ndarray:
+    """A fixed override wins, then the trace's lengths, then the workload's distribution."""
+    if fixed is not None:
+        return np.full(n, fixed, dtype=np.int32)
+    if from_trace is not None:
+        return from_trace
+    return sample(np.random.default_rng(ss), n)
+
+
+def _bad_real(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+
+
+def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness: float,
+              duration_s: float | None, num_requests: int | None, input_len: int | None,
+              output_len: int | None, seed: int, trace_path: str | None) -> None:
+    """Raise a one-line VarcasError for the first bad argument."""
+    if arrival not in ARRIVALS:
+        raise VarcasError(f"unknown arrival process {arrival!r}; choose one of {', '.join(ARRIVALS)}")
+    if rps is not None and (_bad_real(rps) or rps <= 0):
+        raise VarcasError(f"rps must be a finite number > 0, got {rps!r}")
+    if _bad_real(burstiness) or burstiness <= 0:
+        raise VarcasError(f"burstiness must be a finite number > 0, got {burstiness!r}")
+    if burstiness != 1.0 and arrival != "gamma":
+        raise VarcasError(f"burstiness applies only to the gamma arrival process, not {arrival!r}")
+    if duration_s is not None and (_bad_real(duration_s) or not 0 < duration_s <= MAX_OFFSET_S):
+        raise VarcasError(f"duration must be a number of seconds in (0, {MAX_OFFSET_S:g}], "
+                          f"got {duration_s!r}")
+    if num_requests is not None and (not _is_int(num_requests) or not 1 <= num_requests <= MAX_REQUESTS):
+        raise VarcasError(f"num_requests must be an integer in [1, {MAX_REQUESTS}], got {num_requests!r}")
+    for name, value in (("input_len", input_len), ("output_len", output_len)):
+        if value is not None and (not _is_int(value) or not 1 <= value <= INT32_MAX):
+            raise VarcasError(f"{name} must be an integer in [1, {INT32_MAX}], got {value!r}")
+    if not _is_int(seed) or seed < 0:
+        raise VarcasError(f"seed must be an integer >= 0, got {seed!r}")
+    if arrival == "trace":
+        if not trace_path:
+            raise VarcasError("arrival 'trace' needs a trace file path")
+        if rps is not None:
+            raise VarcasError("rps does not apply to a trace: its offsets set the rate")
+        return
+    if trace_path:
+        raise VarcasError(f"a trace file was given but the arrival process is {arrival!r}; "
+                          "use arrival 'trace'")
+    if duration_s is None and num_requests is None:
+        raise VarcasError("give a duration, a number of requests, or both")
+    rate = workload.rps if rps is None else rps
+    if num_requests is None and rate * duration_s > MAX_REQUESTS:
+        raise VarcasError(f"rps {rate} for {duration_s} s is ~{rate * duration_s:.3g} requests; "
+                          f"the limit is {MAX_REQUESTS}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _arrival_offsets(arrival: str, rps: float, burstiness: float, duration_s: float | None,
+                     num_requests: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Offsets in ns for a synthetic arrival process, cut by duration and count."""
+    limit_ns = math.inf if duration_s is None else duration_s * 1e9
+    if arrival == "constant":
+        # Computed from i directly, not summed, so offset i is exactly round(i/rps in ns).
+        n = num_requests if duration_s is None else math.ceil(duration_s * rps) + 1
+        if num_requests is not None:
+            n = min(n, num_requests)
+        return _to_ns(np.arange(n, dtype=np.float64) / rps, limit_ns)[0]
+    if arrival == "poisson":
+        def draw(k: int) -> np.ndarray:
+            return rng.exponential(1.0 / rps, k)
+    else:
+        def draw(k: int) -> np.ndarray:
+            return rng.gamma(burstiness, 1.0 / (rps * burstiness), k)
+    return _accumulate_gaps(draw, rps, limit_ns, num_requests)
+
+
+def _accumulate_gaps(draw: Callable[[int], np.ndarray], rps: float, limit_ns: float,
+                     num_requests: int | None) -> np.ndarray:
+    """Sum random gaps (seconds) into ns offsets, a vectorised block at a time, until the
+    count is reached or an offset reaches limit_ns. Block sizes follow the expected count
+    still needed; blocks do not change the result, because draws and sums are sequential."""
+    blocks: list[np.ndarray] = []
+    total = 0
+    last_s = 0.0
+    while num_requests is None or total < num_requests:
+        if math.isinf(limit_ns):
+            k = num_requests - total
+        else:
+            expected = max(rps * (limit_ns / 1e9 - last_s), 0.0)
+            k = int(expected * 1.05 + 6.0 * math.sqrt(expected) + 64)
+            k = min(k, MAX_REQUESTS + 1 - total)
+            if num_requests is not None:
+                k = min(k, num_requests - total)
+        # Prepending the running total keeps the float summation order identical to one
+        # cumsum over all gaps, so the result is independent of where blocks start.
+        t_s = np.cumsum(np.concatenate(([last_s], draw(k))))[1:]
+        last_s = float(t_s[-1])
+        offsets, cut = _to_ns(t_s, limit_ns)
+        blocks.append(offsets)
+        total += cut
+        if cut < k:
+            break
+        if total > MAX_REQUESTS:
+            raise VarcasError(f"the schedule exceeds {MAX_REQUESTS} requests; lower the rate or duration")
+    return np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
+
+
+def _to_ns(t_s: np.ndarray, limit_ns: float) -> tuple[np.ndarray, int]:
+    """Sorted offsets in seconds -> (int64 ns of those whose rounded ns < limit_ns, count).
+    Raises VarcasError rather than let an offset past MAX_OFFSET_S overflow int64."""
+    ns = np.rint(t_s * 1e9)
+    cut = int(np.searchsorted(ns, limit_ns, side="left"))
+    if cut and not ns[cut - 1] <= MAX_OFFSET_S * 1e9:
+        raise VarcasError(f"the schedule spans more than {MAX_OFFSET_S:g} s; "
+                          "raise the rate or lower the count")
+    return ns[:cut].astype(np.int64), cut
+
+
+def _trace_cut(offsets: np.ndarray, duration_s: float | None, num_requests: int | None) -> int:
+    """How many of a trace's (sorted) requests fall inside the duration and count limits."""
+    keep = len(offsets)
+    if duration_s is not None:
+        keep = int(np.searchsorted(offsets, duration_s * 1e9, side="left"))
+    if num_requests is not None:
+        keep = min(keep, num_requests)
+    return keep
+
+
+def read_trace(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read a trace file: (offset_ns int64 sorted, input_tokens int32, output_tokens int32).
+
+    Formats: JSON Lines, one {"offset_s": .., "input_tokens": .., "output_tokens": ..} per
+    line (suffix .jsonl or .json), or CSV with a header naming those three columns (suffix
+    .csv); any other suffix is sniffed: a first non-blank '{' means JSON Lines. Extra keys or
+    columns are ignored; blank lines are skipped. offset_s is seconds from the run's start
+    (>= 0); token counts are integers >= 1. Rows out of order are sorted by offset (stably,
+    so equal offsets keep file order). A bad row raises VarcasError naming file and line.
+    """
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(_trace_rows(f, path))
+    except (OSError, UnicodeDecodeError) as e:
+        raise VarcasError(f"cannot read trace file {path}: {e}") from None
+    if not rows:
+        raise VarcasError(f"trace file {path} has no requests")
+    offsets_s = np.array([r[0] for r in rows], dtype=np.float64)
+    offsets = np.rint(offsets_s * 1e9).astype(np.int64)
+    input_len = np.array([r[1] for r in rows], dtype=np.int32)
+    output_len = np.array([r[2] for r in rows], dtype=np.int32)
+    if np.any(np.diff(offsets) < 0):
+        order = np.argsort(offsets, kind="stable")
+        offsets, input_len, output_len = offsets[order], input_len[order], output_len[order]
+    return offsets, input_len, output_len
+
+
+def _trace_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
+    """Validated (offset_s, input_tokens, output_tokens) rows of an open trace file."""
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return _jsonl_rows(f, path)
+    if suffix == ".csv":
+        return _csv_rows(f, path)
+    head = f.read(4096).lstrip()
+    f.seek(0)
+    return _jsonl_rows(f, path) if head.startswith("{") else _csv_rows(f, path)
+
+
+def _jsonl_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
+    for lineno, line in enumerate(f, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError as e:
+            raise VarcasError(f"trace file {path} line {lineno}: invalid JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise VarcasError(f"trace file {path} line {lineno}: expected a JSON object")
+        for key in TRACE_FIELDS:
+            if key not in obj:
+                raise VarcasError(f"trace file {path} line {lineno}: missing {key!r}")
+        yield _trace_row(path, lineno, *(obj[k] for k in TRACE_FIELDS))
+
+
+def _csv_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
+    reader = csv.reader(f)
+    header = next((row for row in reader if any(c.strip() for c in row)), None)
+    if header is None:
+        return
+    names = [c.strip() for c in header]
+    missing = [k for k in TRACE_FIELDS if k not in names]
+    if missing:
+        raise VarcasError(f"trace file {path} line {reader.line_num}: header lacks "
+                          f"{', '.join(missing)} (need {','.join(TRACE_FIELDS)})")
+    cols = [names.index(k) for k in TRACE_FIELDS]
+    for row in reader:
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) < len(names):
+            raise VarcasError(f"trace file {path} line {reader.line_num}: "
+                              f"{len(row)} columns, the header has {len(names)}")
+        offset, inp, out = (row[c].strip() for c in cols)
+        yield _trace_row(path, reader.line_num, _parse(float, offset), _parse(int, inp), _parse(int, out))
+
+
+def _parse(kind: type, text: str) -> Any:
+    """text as int/float, or the text itself so _trace_row reports it as the bad value."""
+    try:
+        return kind(text)
+    except ValueError:
+        return text
+
+
+def _trace_row(path: Path, lineno: int, offset: Any, inp: Any, out: Any) -> tuple[float, int, int]:
+    if _bad_real(offset) or not 0 <= offset <= MAX_OFFSET_S:
+        raise VarcasError(f"trace file {path} line {lineno}: offset_s must be a number in "
+                          f"[0, {MAX_OFFSET_S:g}], got {offset!r}")
+    for name, value in (("input_tokens", inp), ("output_tokens", out)):
+        if not _is_int(value) or not 1 <= value <= INT32_MAX:
+            raise VarcasError(f"trace file {path} line {lineno}: {name} must be an integer in "
+                              f"[1, {INT32_MAX}], got {value!r}")
+    return float(offset), inp, out
