@@ -16,6 +16,7 @@ COMMANDS = {
     "recover": ("varcas.load.recover_cli", "rebuild requests.parquet of a run whose process died"),
     "analyze": ("varcas.analyze.cli", "latency/throughput statistics and a trust verdict for runs"),
     "roofline": ("varcas.roofline.cli", "static roofline model of prefill and decode on a GPU"),
+    "sim": ("varcas.sim.cli", "simulated vLLM server on the roofline model (served, or offline in virtual time)"),
 }
 
 
