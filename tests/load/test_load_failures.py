@@ -56,7 +56,11 @@ def test_server_dying_mid_run_keeps_every_result(tmp_path):
             killer.cancel()
     assert manifest["status"] == "complete" and len(rows) == 60
     errors = [r["error"] for r in rows]
-    served = errors.index("connect")  # requests before the crash were served ...
+    served = next(i for i, e in enumerate(errors) if e is not None)  # served before the crash ...
     assert served >= 5 and errors[:served] == [None] * served
-    assert set(errors[served + 1:]) == {"connect"}  # ... every one after it is a connect error
+    assert set(errors[served:]) <= {"truncated", "connect"}  # ... streams cut by it ...
+    assert set(errors[-20:]) == {"connect"}  # ... and every one after it is a connect error
+    for r in rows[served:]:
+        if r["error"] == "truncated":
+            assert r["first_byte_ns"] is not None
     assert all(r["first_byte_ns"] is None for r in rows if r["error"] == "connect")
