@@ -23,7 +23,9 @@ class ServerInfo:
 def _get(client: httpx.Client, url: str) -> httpx.Response:
     try:
         return client.get(url)
-    except httpx.ConnectError:
+    except httpx.ConnectError as exc:
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise VarcasError(f"{url}: TLS certificate verification failed (--insecure skips the check)") from None
         raise VarcasError(f"cannot connect to {url} (is the server running?)") from None
     except httpx.TimeoutException:
         raise VarcasError(f"{url} did not answer within {client.timeout.read} s") from None
