@@ -1,0 +1,175 @@
+"""summarize(run): a run's figures for the whole run and its steady window, with the trust
+verdict and warnings, as a Summary whose to_dict() carries vLLM's benchmark result keys
+(mean_ttft_ms, p99_itl_ms, request_throughput, ...) so dashboards that read vLLM's JSON read
+varcas's too. Metric definitions are in metrics.py, the verdict's rules in trust.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import VarcasError
+from .metrics import (
+    SLO_METRICS,
+    Block,
+    Timeline,
+    duration_ns,
+    good_requests,
+    measure,
+    request_metrics,
+    timeline,
+)
+from .run import NO_ERROR, Run
+from .trust import Verdict, Window, find_window, verdict, warnings
+
+DEFAULT_PERCENTILES = (50, 90, 95, 99, 99.9)
+_BLOCK_KEYS = (
+    "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
+    "request_goodput", "goodput_fraction", "output_throughput", "total_token_throughput",
+    "max_output_tokens_per_s", "max_concurrent_requests",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class Summary:
+    name: str
+    path: str
+    manifest: dict
+    percentiles: tuple  # as asked for; the median is always computed besides
+    goodput: dict | None  # SLOs in ms, {ttft|tpot|e2el: limit}
+    whole: Block
+    steady: Block | None
+    window: Window | None
+    verdict: Verdict
+    warnings: tuple
+    errors_by_kind: dict
+    errors_by_status: dict  # HTTP status of failed requests (0: no response) -> count
+    timeline: Timeline
+
+    def to_dict(self) -> dict:
+        """JSON-ready: vLLM's result keys for the whole run at the top level, then varcas's."""
+        config = self.manifest.get("config") or {}
+        target = self.manifest.get("target") or {}
+        out = {
+            "run": self.name,
+            "path": self.path,
+            "status": self.manifest.get("status"),
+            "model_id": target.get("model"),
+            "base_url": target.get("url"),
+            "request_rate": config.get("rps"),
+            "burstiness": config.get("burstiness"),
+            "max_concurrency": config.get("max_concurrency"),
+            "num_prompts": self.whole.completed + self.whole.failed,
+        }
+        out.update(_block_dict(self.whole, self.percentiles))
+        out["goodput_slo_ms"] = self.goodput
+        out["window"] = None if self.window is None else {
+            "start_s": self.window.start_s, "end_s": self.window.end_s, "source": self.window.source,
+        }
+        out["steady"] = None if self.steady is None else _block_dict(self.steady, self.percentiles)
+        out["verdict"] = {
+            "overloaded": self.verdict.overloaded,
+            "steady_state": self.verdict.steady,
+            "text": self.verdict.text,
+            "reasons": list(self.verdict.reasons),
+        }
+        out["warnings"] = list(self.warnings)
+        out["errors"] = {
+            "by_kind": dict(self.errors_by_kind),
+            "by_status": {str(k): v for k, v in self.errors_by_status.items()},
+        }
+        return out
+
+
+def percent_word(p) -> str:
+    """vLLM's key spelling of a percentile: 99 -> '99', 99.9 -> '99.9'."""
+    return str(int(p)) if int(p) == p else str(p)
+
+
+def _block_dict(block: Block, percents) -> dict:
+    out = {"duration": block.duration_s}
+    out.update({key: getattr(block, key) for key in _BLOCK_KEYS})
+    for name, dist in block.latency.items():
+        out[f"mean_{name}_ms"] = dist and dist.mean
+        out[f"median_{name}_ms"] = dist and dist.percentiles[50]
+        out[f"std_{name}_ms"] = dist and dist.std
+        out[f"min_{name}_ms"] = dist and dist.min
+        out[f"max_{name}_ms"] = dist and dist.max
+        for p in percents:
+            out[f"p{percent_word(p)}_{name}_ms"] = dist and dist.percentiles[p]
+        out[f"samples_{name}"] = dist.n if dist else 0
+    return out
+
+
+def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window=None) -> Summary:
+    """Figures, steady window, verdict and warnings of a run.
+
+    percentiles: percents to report (0..100). goodput: {"ttft"|"tpot"|"e2el": limit_ms} as
+    vLLM's --goodput. window: (start_s, end_s) after schedule time 0, instead of detecting it.
+    """
+    percentiles = _check_percentiles(percentiles)
+    goodput = _check_goodput(goodput)
+    computed = tuple(sorted({50.0, *percentiles}))
+    rm = request_metrics(run)
+    good = good_requests(rm, goodput) if goodput else None
+    capped = bool((run.manifest.get("config") or {}).get("max_concurrency")) or bool((run.slot_wait_ns > 0).any())
+    scope = dict(good=good, percents=computed, slot_wait=capped)
+    series = timeline(run, rm)
+    everyone = np.ones(run.n, bool)
+    whole = measure(run, rm, series, t0_ns=run.start_ns, t1_ns=run.start_ns + duration_ns(run),
+                    selected=everyone, served=rm.ok, **scope)
+    if window is not None:
+        win, why_none = Window(*_check_window(window), "manual"), None
+    else:
+        win, why_none = find_window(run, rm)
+    steady = None
+    if win is not None:
+        t0, t1 = win.bounds_ns(run)
+        selected = (run.scheduled_ns >= t0) & (run.scheduled_ns < t1)
+        served = rm.ok & (run.end_ns >= t0) & (run.end_ns < t1)
+        steady = measure(run, rm, series, t0_ns=t0, t1_ns=t1, selected=selected, served=served, **scope)
+    blocks = {"whole run": whole} if steady is None else {"whole run": whole, "steady window": steady}
+    failed = run.error != NO_ERROR
+    kinds = np.bincount(run.error[failed], minlength=len(run.error_names))
+    statuses, counts = np.unique(run.http_status[failed], return_counts=True)
+    return Summary(
+        name=run.name,
+        path=str(run.path),
+        manifest=run.manifest,
+        percentiles=percentiles,
+        goodput=goodput,
+        whole=whole,
+        steady=steady,
+        window=win,
+        verdict=verdict(run, rm, win, why_none),
+        warnings=tuple(warnings(run, rm, blocks, percentiles)),
+        errors_by_kind={name: int(c) for name, c in zip(run.error_names, kinds) if c},
+        errors_by_status={int(s): int(c) for s, c in zip(statuses, counts)},
+        timeline=series,
+    )
+
+
+def _check_percentiles(percentiles) -> tuple:
+    values = tuple(float(p) for p in percentiles)
+    if not values or not all(0 <= p <= 100 for p in values):
+        raise VarcasError(f"percentiles must be between 0 and 100, got {list(percentiles)}")
+    return values
+
+
+def _check_goodput(goodput) -> dict | None:
+    if not goodput:
+        return None
+    for key, limit in goodput.items():
+        if key not in SLO_METRICS:
+            raise VarcasError(f"goodput: unknown metric {key!r} (known: {', '.join(SLO_METRICS)})")
+        if not 0 < limit < float("inf"):
+            raise VarcasError(f"goodput: the {key} limit must be a positive number of ms, got {limit}")
+    return {k: float(v) for k, v in goodput.items()}
+
+
+def _check_window(window) -> tuple[float, float]:
+    start, end = (float(x) for x in window)
+    if not 0 <= start < end:
+        raise VarcasError(f"window: need 0 <= START < END seconds, got {start:g}:{end:g}")
+    return start, end
