@@ -24,7 +24,6 @@ Figures are medians of `--repeats` interleaved runs.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import statistics
@@ -36,7 +35,8 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_testserver import CLIENT_CORE, SERVER_CORE, WARMUP_S, _Conn, _cpu_s, _request, baseline  # noqa: E402
+from bench_testserver import (CLIENT_CORE, SERVER_CORE, WARMUP_S, _Conn, _cpu_s, _request,  # noqa: E402
+                              baseline, server_bench_parser)
 
 from varcas import roofline  # noqa: E402
 from varcas.load.runner import LoadConfig  # noqa: E402
@@ -102,11 +102,7 @@ def virtual(seconds: float, gpu: str, max_num_seqs: int) -> dict:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=5.0)
-    ap.add_argument("--conns", type=int, default=256)
-    ap.add_argument("--tokens", type=int, default=64)
+    ap = server_bench_parser(__doc__)
     ap.add_argument("--virtual-s", type=float, default=3600.0)
     a = ap.parse_args()
     os.sched_setaffinity(0, {CLIENT_CORE})

@@ -229,14 +229,20 @@ def _report(label: str, runs: list[dict], base_us: float, paced: bool) -> None:
         print("    WARNING: other processes used the server's core; lag and writes/s understate it")
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=2000.0)
-    ap.add_argument("--tokens", type=int, default=64)
-    ap.add_argument("--itl-ms", type=float, default=10.0)
-    ap.add_argument("--duration", type=float, default=5.0)
+def server_bench_parser(doc: str) -> argparse.ArgumentParser:
+    """The flags every streaming-server benchmark takes (this one's and bench_sim's)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5.0)
     ap.add_argument("--conns", type=int, default=256)
+    ap.add_argument("--tokens", type=int, default=64)
+    return ap
+
+
+def main() -> int:
+    ap = server_bench_parser(__doc__)
+    ap.add_argument("--rate", type=float, default=2000.0)
+    ap.add_argument("--itl-ms", type=float, default=10.0)
     a = ap.parse_args()
     os.sched_setaffinity(0, {CLIENT_CORE})
     # Enough connections for every request in flight: rate x (tokens x itl), plus margin.

@@ -2,11 +2,13 @@
 
 A command module exposes build_parser(prog) -> argparse.ArgumentParser and run(args) -> int.
 Setup and input errors (VarcasError, bad flags) become one line on stderr and exit status 2.
+positive_float and positive_int are the argparse types the commands share.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 from .errors import VarcasError
@@ -25,6 +27,28 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):  # noqa: D401 - argparse API
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
 
 
 def run_command(module_name: str, prog: str, argv: list[str]) -> int:

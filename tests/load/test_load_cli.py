@@ -130,3 +130,17 @@ def test_recover_refuses_what_is_not_a_run(tmp_path):
     assert res.returncode == 2 and "newer" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = varcas_cli("-m", "varcas.cli", "recover", str(tmp_path / "missing"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_no_url_load_tests_the_simulator_and_says_so(tmp_path):
+    out = tmp_path / "r"
+    res = varcas_cli(*LOAD, "--rps", "20", "--duration", "1", "--input-len", "32", "--output-len", "4",
+                     "--sim-gpu", "h100-sxm", "--sim-max-num-seqs", "16", "--quiet", "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert "simulated vLLM server" in res.stdout.splitlines()[0]
+    manifest = read_manifest(out)
+    target = manifest["target"]
+    assert target["kind"] == "sim" and target["url"].startswith("http://127.0.0.1:")
+    assert target["params"]["gpu"] == "h100-sxm" and target["params"]["max_num_seqs"] == 16
+    rows = pq.read_table(out / "requests.parquet").to_pylist()
+    assert len(rows) >= 10 and all(r["error"] is None and r["output_tokens"] == 4 for r in rows)

@@ -64,3 +64,13 @@ def test_server_dying_mid_run_keeps_every_result(tmp_path):
         if r["error"] == "truncated":
             assert r["first_byte_ns"] is not None
     assert all(r["first_byte_ns"] is None for r in rows if r["error"] == "connect")
+
+
+def test_drain_after_the_schedule_is_bounded(tmp_path, server):
+    _, manifest, rows = load(tmp_path, server.url, num_requests=3, rps=100.0, headers=["X-Fault: stall"],
+                             drain_timeout_s=0.5)
+    assert manifest["status"] == "complete"
+    assert [r["error"] for r in rows] == ["cancelled"] * 3
+    last_sent = max(r["sent_ns"] for r in rows)
+    for r in rows:  # cancelled drain_timeout after the last send, not after request_timeout
+        assert 0.45e9 <= r["end_ns"] - last_sent < 1.5e9

@@ -88,6 +88,13 @@ def test_control_routes(client, sim):
     assert sim.params["max_num_seqs"] == 8 and sim.params["gpu"] == "t4"
 
 
+def test_every_response_names_the_simulator_in_its_server_header(client):
+    assert client.get("/health").headers["server"] == "varcas-sim"
+    assert client.post("/v1/completions", json={"prompt": "x", "n": 2}).headers["server"] == "varcas-sim"
+    with client.stream("POST", "/v1/completions", json={"prompt": [1], "max_tokens": 1, "stream": True}) as resp:
+        assert resp.headers["server"] == "varcas-sim"
+
+
 @pytest.mark.parametrize("path, body, status, words", [
     ("/v1/completions", b"{not json", 400, "not valid JSON"),
     ("/v1/completions", b"[1, 2]", 400, "JSON object"),

@@ -84,6 +84,15 @@ def test_models_and_health(server):
     assert httpx.get(server.url + "/health", trust_env=False).status_code == 200
 
 
+def test_every_response_names_the_stub_in_its_server_header(server):
+    with connect(server.url) as sock:
+        reader = Reader(sock)
+        sock.sendall(request_bytes("GET", "/health")
+                     + request_bytes("POST", "/v1/completions", {"prompt": "a", "stream": True})
+                     + request_bytes("GET", "/nowhere"))
+        assert [reader.read().headers["server"] for _ in range(3)] == ["varcas-testserver"] * 3
+
+
 def test_httpx_streaming_client(server):
     body = {"prompt": "hi", "max_tokens": 5, "stream": True}
     with httpx.stream("POST", server.url + "/v1/completions", json=body, timeout=5,

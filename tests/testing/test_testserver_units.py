@@ -10,8 +10,9 @@ import uvloop
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from varcas.testing.http11 import HttpError, chunk, parse_request
-from varcas.testing.openai_wire import GenRequest, parse_gen_request, stream_events
+from varcas.serve.http11 import HttpError, chunk, parse_request
+from varcas.serve.openai_wire import GenRequest, stream_events
+from varcas.testing.server import parse_gen_request
 from varcas.testing.streams import Stream, TokenClock
 
 REQ = (b"POST /v1/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nX-Fault:  reset \r\n\r\nhello"

@@ -1,36 +1,13 @@
 """`python -m varcas.load` / `varcas load`: flags -> LoadConfig -> run_load -> summary table."""
 from __future__ import annotations
 
-import argparse
-import math
-
 from rich.console import Console
 
-from ..cli import OneLineParser
+from ..cli import OneLineParser, positive_float, positive_int
 from .request import API_PATHS
 from .runner import LoadConfig, run_load
 
 ARRIVALS = ("poisson", "constant", "gamma", "trace")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
 
 
 def build_parser(prog: str) -> OneLineParser:
@@ -47,23 +24,29 @@ def build_parser(prog: str) -> OneLineParser:
     t.add_argument("--insecure", action="store_true", help="skip TLS certificate checks for https URLs")
     w = p.add_argument_group("workload and arrivals")
     w.add_argument("--workload", default="chat_medium", help="shipped profile name or path of a JSON profile")
-    w.add_argument("--rps", "--request-rate", dest="rps", type=_positive_float, help="requests per second (default: the workload's)")
+    w.add_argument("--rps", "--request-rate", dest="rps", type=positive_float, help="requests per second (default: the workload's)")
     w.add_argument("--arrival", choices=ARRIVALS, default="poisson", help="arrival process (default poisson)")
-    w.add_argument("--burstiness", type=_positive_float, default=1.0, help="gamma shape for --arrival gamma (1.0 = Poisson)")
+    w.add_argument("--burstiness", type=positive_float, default=1.0, help="gamma shape for --arrival gamma (1.0 = Poisson)")
     w.add_argument("--trace", help="JSONL or CSV of (offset_s, input_tokens, output_tokens) for --arrival trace")
-    w.add_argument("--duration", dest="duration_s", type=_positive_float, help="seconds of schedule (default 60 unless --num-requests)")
-    w.add_argument("--num-requests", type=_positive_int, help="number of requests; the run ends at whichever limit comes first")
-    w.add_argument("--input-len", type=_positive_int, help="fixed prompt length in tokens")
-    w.add_argument("--output-len", type=_positive_int, help="fixed max_tokens")
+    w.add_argument("--duration", dest="duration_s", type=positive_float, help="seconds of schedule (default 60 unless --num-requests)")
+    w.add_argument("--num-requests", type=positive_int, help="number of requests; the run ends at whichever limit comes first")
+    w.add_argument("--input-len", type=positive_int, help="fixed prompt length in tokens")
+    w.add_argument("--output-len", type=positive_int, help="fixed max_tokens")
     w.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false", help="do not send ignore_eos: true")
     w.add_argument("--seed", type=int, default=0, help="seed of the schedule and prompts (default 0)")
     r = p.add_argument_group("run")
-    r.add_argument("--max-concurrency", type=_positive_int, help="cap on requests in flight (waits are recorded)")
-    r.add_argument("--request-timeout", dest="request_timeout_s", type=_positive_float, default=600.0, help="seconds (default 600)")
-    r.add_argument("--drain-timeout", dest="drain_timeout_s", type=_positive_float, default=30.0,
+    r.add_argument("--max-concurrency", type=positive_int, help="cap on requests in flight (waits are recorded)")
+    r.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0, help="seconds (default 600)")
+    r.add_argument("--drain-timeout", dest="drain_timeout_s", type=positive_float, default=30.0,
                    help="seconds in-flight requests may finish after an interrupt (default 30)")
     r.add_argument("--out", help="run directory (default runs/<UTC timestamp>-<workload>)")
     r.add_argument("--quiet", action="store_true", help="no live progress")
+    s = p.add_argument_group("built-in simulator (the target when there is no --url)")
+    s.add_argument("--sim-model", dest="sim_model", help="model (default llama-2-7b)")
+    s.add_argument("--sim-gpu", dest="sim_gpu", help="GPU (default t4)")
+    s.add_argument("--sim-quant", dest="sim_quant", help="quantization (default awq)")
+    s.add_argument("--sim-max-num-seqs", dest="sim_max_num_seqs", type=positive_int,
+                   help="vLLM's --max-num-seqs (default 256, vLLM's)")
     return p
 
 
@@ -71,6 +54,8 @@ def config_from_args(args) -> LoadConfig:
     fields = LoadConfig.__dataclass_fields__
     values = {k: v for k, v in vars(args).items() if k in fields}
     values["headers"] = args.header
+    sim = {"model": args.sim_model, "gpu": args.sim_gpu, "quant": args.sim_quant, "max_num_seqs": args.sim_max_num_seqs}
+    values["sim"] = {k: v for k, v in sim.items() if v is not None}
     return LoadConfig(**values)
 
 

@@ -64,7 +64,8 @@ class Engine:
         self.waiting: collections.deque = collections.deque()
         self.stopped = False
         self.stats = LiveStats()
-        self.done = loop.create_future()
+        self.sending_ended = loop.create_future()  # set when nothing more will be sent
+        self.done = loop.create_future()  # set when, in addition, nothing is in flight
         self.timer = Timer()
 
     # -- dispatch ---------------------------------------------------------------------------
@@ -214,8 +215,10 @@ class Engine:
             self._end_pending(conn, "cancelled")
 
     def _check_done(self) -> None:
-        finished = self.stopped or self.next >= self.n
-        if finished and not self.inflight and not self.waiting and not self.done.done():
+        finished = (self.stopped or self.next >= self.n) and not self.waiting
+        if finished and not self.sending_ended.done():
+            self.sending_ended.set_result(None)
+        if finished and not self.inflight and not self.done.done():
             self.loop.remove_reader(self.timer.fileno())
             self.timer.close()
             self.done.set_result(None)

@@ -2,8 +2,10 @@
 
 Order matters: every local input (workload, schedule, headers, output dir) is checked before
 the server is contacted, and the server is checked (preflight) before any load is sent.
-Interrupts: the first SIGINT/SIGTERM stops sending and drains in-flight requests for up to
-drain_timeout_s; a second one (or the timeout) cancels them. Rows are flushed to
+Draining: once nothing more will be sent (the schedule is done, or the first SIGINT/SIGTERM
+stopped it), in-flight requests get drain_timeout_s to finish; then, or at a second signal,
+they are cancelled and recorded as such. A run therefore ends at most drain_timeout_s after
+its schedule, even against a server whose queue has grown for minutes. Rows are flushed to
 requests.arrows every second, so a crash loses at most the last second; the Parquet file and
 the final manifest are written at the end whatever happened.
 """
@@ -69,6 +71,7 @@ class LoadConfig:
     request_timeout_s: float = 600.0
     drain_timeout_s: float = 30.0
     quiet: bool = False
+    sim: dict = field(default_factory=dict)  # varcas.sim.spawn flags for the no --url target
 
     def public(self) -> dict:
         """The config as stored in run.json: sensitive header values are masked."""
@@ -115,7 +118,9 @@ def prepare(cfg: LoadConfig) -> Prepared:
     return Prepared(cfg, sched.offset_ns, sched.input_len, sched.output_len, workload.name, headers)
 
 
-def _run_dir(out: str | None, workload: str) -> Path:
+def make_run_dir(out: str | None, workload: str) -> Path:
+    """Create the run directory (default runs/<UTC timestamp>-<workload>); VarcasError if `out`
+    exists and is not an empty directory, or cannot be created."""
     if out is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         out = os.path.join("runs", f"{stamp}-{workload}")
@@ -140,13 +145,13 @@ def run_load(cfg: LoadConfig, console=None) -> Path:
     """Run one load test and return its run directory (status complete or interrupted)."""
     prep = prepare(cfg)
     api_key = os.environ.get(cfg.api_key_env) or None
-    with open_target(cfg.url, console) as (url, target_kind, target_params):
+    with open_target(cfg.url, cfg.sim, console) as (url, target_kind, target_params):
         target = Target.parse(url)
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         info = preflight(target, cfg.model, {**dict(prep.headers), **auth}, cfg.insecure)
-        run_dir = _run_dir(cfg.out, prep.workload_name)
+        run_dir = make_run_dir(cfg.out, prep.workload_name)
         builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key)
-        manifest = _manifest(prep, url, target_kind, target_params, info)
+        manifest = base_manifest(prep, url, target_kind, target_params, info)
         write_manifest(run_dir, manifest)
         _raise_fd_limit()
         outcome = _execute(prep, builder, target, run_dir, console, api_key)
@@ -156,7 +161,9 @@ def run_load(cfg: LoadConfig, console=None) -> Path:
     return run_dir
 
 
-def _manifest(prep: Prepared, url, target_kind, target_params, info) -> dict:
+def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict:
+    """run.json as it stands when a run starts (status running): config, target, versions, seed,
+    clock anchor. The caller adds the outcome (status, counts, times) when the run ends."""
     cfg = prep.config
     argv = [_mask_header(a) for a in sys.argv]
     return {
@@ -244,14 +251,18 @@ async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: 
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
+            progress.note = "interrupted: "
             engine.stop_sending()
-            loop.call_later(cfg.drain_timeout_s, engine.cancel_all)
-            progress.note = f"interrupted: draining in-flight requests (up to {cfg.drain_timeout_s:g} s; again to cancel)"
         else:
             engine.cancel_all()
 
+    def on_sending_ended(_) -> None:
+        loop.call_later(cfg.drain_timeout_s, engine.cancel_all)
+        progress.note += f"sending done; in-flight requests may finish for {cfg.drain_timeout_s:g} s (Ctrl-C cancels)"
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
+    engine.sending_ended.add_done_callback(on_sending_ended)
     warm = _prewarm_count(cfg, engine.offsets_ns)
     engine.pool.prewarm(warm)
     for _ in range(100):  # bounded: at most 1 s for the warm-up connections

@@ -1,29 +1,28 @@
-"""Where the load goes: the user's server (--url), or a built-in server started for the run.
+"""Where the load goes: the user's server (--url), or the built-in vLLM simulator.
 
-With no --url, varcas starts its own streaming stub server (varcas.testing.server: fixed
-time to first token and inter-token gap, vLLM's wire format) on a free loopback port, says so
-in one line, and records in the manifest that the target was that stub. The vLLM simulator
-(varcas.sim, issue 5) replaces the stub as the default target once it exists.
+With no --url, varcas starts its simulator (varcas.sim: a vLLM-like server whose step times
+come from the roofline model; llama-2-7b AWQ on a T4 with vLLM's default max-num-seqs unless
+the --sim-* flags say otherwise) on a free loopback port, says so in one line, and records in
+the manifest that the target was the simulator and with which parameters.
 """
 from __future__ import annotations
 
 import contextlib
 
-STUB_PARAMS = {"tokens": 128, "itl_ms": 10.0, "ttft_ms": 20.0}
-
 
 @contextlib.contextmanager
-def open_target(url: str | None, console):
-    """Yield (url, kind, params); kind is 'server' for --url, 'testserver' for the stub."""
+def open_target(url: str | None, sim_flags: dict, console):
+    """Yield (url, kind, params); kind is 'server' for --url, 'sim' for the simulator.
+
+    sim_flags are keyword arguments of varcas.sim.spawn (model, gpu, quant, max_num_seqs);
+    the simulator's own defaults apply to those not given.
+    """
     if url is not None:
         yield url, "server", None
         return
-    from ..testing.spawn import spawn
+    from ..sim.spawn import spawn  # imported here: varcas.sim imports the load runner
 
-    with spawn(**STUB_PARAMS) as server:  # VarcasError if it does not come up
+    with spawn(**sim_flags) as server:  # VarcasError if it cannot start
         if console is not None:
-            console.print(
-                f"no --url: load-testing varcas's built-in stub server at {server.url} "
-                f"({STUB_PARAMS['ttft_ms']:g} ms to first token, {STUB_PARAMS['itl_ms']:g} ms between tokens)"
-            )
-        yield server.url, "testserver", dict(STUB_PARAMS)
+            console.print(f"no --url: load-testing varcas's simulated vLLM server at {server.url}: {server.describe()}")
+        yield server.url, "sim", server.params

@@ -1,21 +1,17 @@
 """What the simulated server accepts: vLLM's OpenAI completions and chat requests, validated
-as vLLM validates them, turned into the wire module's GenRequest (varcas.testing.openai_wire,
-whose chunk encoders the server reuses so its bytes are vLLM's).
-
-Differences from the test stub's parser, and why:
-  * the prompt length is in tokens: a token-ID prompt counts its IDs; text counts
-    words / WORDS_PER_TOKEN (the English words-per-token ratio varcas's own prompt builder
-    uses, so a chat prompt built for N tokens is read back as N); there is no tokenizer.
+as vLLM validates them, turned into a GenRequest. The checks both servers make are
+varcas.serve.openai_wire.parse_body's; the simulator's own rules, on top, and why:
+  * text counts words / WORDS_PER_TOKEN tokens (the English words-per-token ratio varcas's own
+    prompt builder uses, so a chat prompt built for N tokens is read back as N); there is no
+    tokenizer. A token-ID prompt counts its IDs. An empty prompt is an error, as in vLLM.
   * max_tokens may be absent: vLLM then generates up to max_model_len - prompt tokens.
   * lengths are checked against max_model_len with vLLM's messages (HTTP 400).
-  * stream_options without stream is an error, as in vLLM.
+  * stream_options without stream is an error, and ignore_eos must be a boolean, as in vLLM.
 """
 from __future__ import annotations
 
-import orjson
-
 from ..load.prompts import WORDS_PER_TOKEN
-from ..testing.openai_wire import ApiError, GenRequest
+from ..serve.openai_wire import ApiError, GenRequest, parse_body
 
 
 def words_to_tokens(words: int) -> int:
@@ -42,56 +38,11 @@ def check_lengths(prompt_tokens: int, max_tokens: int | None, max_model_len: int
 
 def parse(body: bytes, chat: bool, model: str, max_model_len: int) -> GenRequest:
     """Validate a /v1/completions (chat=False) or /v1/chat/completions body; ApiError if bad."""
-    try:
-        req = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
-    if not isinstance(req, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    if req.get("model") not in (None, model):
-        raise ApiError(404, f"The model `{req['model']}` does not exist.")
-    if req.get("n") not in (None, 1):
-        raise ApiError(400, "n must be 1 (the simulator samples one sequence per request)")
-    prompt_tokens = _chat_tokens(req) if chat else _prompt_tokens(req.get("prompt"))
-    if prompt_tokens < 1:
+    parsed = parse_body(body, chat, model, words_to_tokens)
+    if parsed.prompt_tokens < 1:
         raise ApiError(400, "The prompt cannot be empty.")
-    key = "max_completion_tokens" if chat and req.get("max_completion_tokens") is not None else "max_tokens"
-    max_tokens = req.get(key)
-    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise ApiError(400, f"{key} must be an integer >= 1, got {max_tokens!r}")
-    stream, options = req.get("stream", False), req.get("stream_options")
-    if type(stream) is not bool:
-        raise ApiError(400, "stream must be a boolean")
-    if options is not None and (not stream or not isinstance(options, dict)):
+    if not parsed.stream and parsed.fields.get("stream_options") is not None:
         raise ApiError(400, "Stream options can only be defined when `stream=True`.")
-    if type(req.get("ignore_eos", False)) is not bool:
+    if type(parsed.fields.get("ignore_eos", False)) is not bool:
         raise ApiError(400, "ignore_eos must be a boolean")
-    output_tokens = check_lengths(prompt_tokens, max_tokens, max_model_len)
-    return GenRequest(chat, stream, output_tokens, prompt_tokens, bool((options or {}).get("include_usage")))
-
-
-def _prompt_tokens(prompt) -> int:
-    if isinstance(prompt, str):
-        return words_to_tokens(len(prompt.split()))
-    if isinstance(prompt, list) and all(type(t) is int and t >= 0 for t in prompt):
-        return len(prompt)
-    raise ApiError(400, "prompt must be a string or a list of token ids (batched prompts are not supported)")
-
-
-def _chat_tokens(req: dict) -> int:
-    messages = req.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ApiError(400, "messages must be a non-empty list")
-    words = 0
-    for msg in messages:
-        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str):
-            raise ApiError(400, "each message must be an object with a string role")
-        content = msg.get("content")
-        if isinstance(content, str):
-            words += len(content.split())
-        elif isinstance(content, list):  # content parts: the text ones count
-            words += sum(len(p["text"].split()) for p in content
-                         if isinstance(p, dict) and isinstance(p.get("text"), str))
-        elif content is not None:
-            raise ApiError(400, "message content must be a string, a list of parts or null")
-    return words_to_tokens(words)
+    return parsed.request(check_lengths(parsed.prompt_tokens, parsed.max_tokens, max_model_len))

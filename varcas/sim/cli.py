@@ -5,9 +5,9 @@ from __future__ import annotations
 import uvloop
 from rich.console import Console
 
-from ..cli import OneLineParser
+from ..cli import OneLineParser, positive_float, positive_int
 from ..errors import VarcasError
-from ..load.cli import ARRIVALS, _positive_float, _positive_int
+from ..load.cli import ARRIVALS
 from ..load.runner import LoadConfig
 from .config import SimConfig, resolve
 
@@ -27,18 +27,18 @@ def build_parser(prog: str, parser_class=OneLineParser) -> OneLineParser:
     e.add_argument("--gpu", default="t4", help="GPU name, or NAME:bw_gbps=...,fp16_tflops=...,mem_gb=... (default t4)")
     e.add_argument("--gpu-file", help="CSV/JSON of extra or overriding GPUs")
     e.add_argument("--quant", default="awq", help="auto, fp16, bf16, fp8, int8, awq, gptq (default awq)")
-    e.add_argument("--max-num-seqs", type=_positive_int, default=256, help="running sequences cap (default 256)")
-    e.add_argument("--max-num-batched-tokens", type=_positive_int,
+    e.add_argument("--max-num-seqs", type=positive_int, default=256, help="running sequences cap (default 256)")
+    e.add_argument("--max-num-batched-tokens", type=positive_int,
                    help="tokens per step (default max(max-model-len, 2048); 2048 with chunked prefill)")
     e.add_argument("--enable-chunked-prefill", action="store_true", help="mix prefill chunks and decodes in a step")
-    e.add_argument("--gpu-memory-utilization", type=_positive_float, default=0.9,
+    e.add_argument("--gpu-memory-utilization", type=positive_float, default=0.9,
                    help="share of GPU memory for weights + KV (default 0.9)")
-    e.add_argument("--max-model-len", type=_positive_int,
+    e.add_argument("--max-model-len", type=positive_int,
                    help="context limit (default: the model's max_position_embeddings)")
     e.add_argument("--served-model-name", help="model id the API serves (default MODEL-QUANT)")
-    e.add_argument("--bw-efficiency", type=_positive_float,
+    e.add_argument("--bw-efficiency", type=positive_float,
                    help="achieved share of memory bandwidth (default: roofline's)")
-    e.add_argument("--compute-efficiency", type=_positive_float,
+    e.add_argument("--compute-efficiency", type=positive_float,
                    help="achieved share of peak FLOP/s (default: roofline's)")
     e.add_argument("--step-overhead-ms", type=float, help="fixed time added to every step (default: roofline's)")
     s = p.add_argument_group("server")
@@ -47,18 +47,18 @@ def build_parser(prog: str, parser_class=OneLineParser) -> OneLineParser:
     o = p.add_argument_group("offline (virtual time; the load generator's flags)")
     o.add_argument("--offline", action="store_true", help="simulate a load test instead of serving")
     o.add_argument("--workload", default="chat_medium", help="shipped profile name or JSON path (default chat_medium)")
-    o.add_argument("--rps", "--request-rate", dest="rps", type=_positive_float,
+    o.add_argument("--rps", "--request-rate", dest="rps", type=positive_float,
                    help="requests per second (default: the workload's)")
     o.add_argument("--arrival", choices=ARRIVALS, default="poisson", help="arrival process (default poisson)")
-    o.add_argument("--burstiness", type=_positive_float, default=1.0, help="gamma shape for --arrival gamma")
+    o.add_argument("--burstiness", type=positive_float, default=1.0, help="gamma shape for --arrival gamma")
     o.add_argument("--trace", help="JSONL or CSV of (offset_s, input_tokens, output_tokens) for --arrival trace")
-    o.add_argument("--duration", dest="duration_s", type=_positive_float,
+    o.add_argument("--duration", dest="duration_s", type=positive_float,
                    help="seconds of schedule (default 60 unless --num-requests)")
-    o.add_argument("--num-requests", type=_positive_int, help="number of requests")
-    o.add_argument("--input-len", type=_positive_int, help="fixed prompt length in tokens")
-    o.add_argument("--output-len", type=_positive_int, help="fixed max_tokens")
+    o.add_argument("--num-requests", type=positive_int, help="number of requests")
+    o.add_argument("--input-len", type=positive_int, help="fixed prompt length in tokens")
+    o.add_argument("--output-len", type=positive_int, help="fixed max_tokens")
     o.add_argument("--seed", type=int, default=0, help="seed of the schedule (default 0)")
-    o.add_argument("--request-timeout", dest="request_timeout_s", type=_positive_float, default=600.0,
+    o.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0,
                    help="seconds a simulated client waits before giving up (default 600)")
     o.add_argument("--out", help="run directory (default runs/<UTC timestamp>-<workload>)")
     return p

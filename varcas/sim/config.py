@@ -27,7 +27,8 @@ from ..resources import data_path
 
 BLOCK_SIZE = roofline.DEFAULT_BLOCK_SIZE
 WATERMARK = 0.01  # vLLM V0 BlockSpaceManager(watermark=0.01)
-SERVER_VERSION = f"varcas-sim {__version__}"  # what GET /version and run manifests say
+SERVER_NAME = "varcas-sim"  # its Server header and start-up line
+SERVER_VERSION = f"{SERVER_NAME} {__version__}"  # what GET /version and run manifests say
 DEFAULT_BUDGET = 2048  # vLLM's default max_num_batched_tokens floor (and the chunked default)
 
 

@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 
 from ..load.preflight import ServerInfo
 from ..load.recorder import Recorder
-from ..load.runner import LoadConfig, _manifest, _run_dir, prepare
+from ..load.runner import LoadConfig, base_manifest, make_run_dir, prepare
 from ..rundir import convert_to_parquet, write_manifest
-from ..testing.openai_wire import ApiError
+from ..serve.openai_wire import ApiError
 from .api import check_lengths
 from .config import SERVER_VERSION, Setup
 from .engine import FINISHED, Engine, Seq, StepLog
@@ -126,9 +126,9 @@ class OfflineResult:
 def simulate(setup: Setup, cfg: LoadConfig) -> OfflineResult:
     """Simulate the load test `cfg` describes (its url is ignored) and write its run directory."""
     prep = prepare(cfg)
-    run_dir = _run_dir(cfg.out, prep.workload_name)
+    run_dir = make_run_dir(cfg.out, prep.workload_name)
     info = ServerInfo(setup.served_name, (setup.served_name,), SERVER_VERSION)
-    manifest = _manifest(prep, None, "sim", setup.params(), info)
+    manifest = base_manifest(prep, None, "sim", setup.params(), info)
     manifest["simulated"] = True
     write_manifest(run_dir, manifest)
     start_ns = manifest["clock_anchor"]["monotonic_ns"]  # virtual time 0

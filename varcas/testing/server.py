@@ -6,18 +6,18 @@
 cleanly on SIGTERM/SIGINT (writing --records FILE if given).
 
 It is a lean, deterministic stub, not the vLLM simulator: raw asyncio.Protocol HTTP/1.1 with
-keep-alive on uvloop, vLLM's exact SSE bytes (openai_wire), one loop timer for every token of
-every stream (streams.TokenClock). For each streamed request it records its id (X-Request-Id,
-else `srv-N`), when the complete request was read (recv_ns) and, just before each token chunk's
-transport.write, time.monotonic_ns() (token_ns): CLOCK_MONOTONIC, so comparable with a client's
-stamps on the same host. GET /_records and GET /_stats expose them; the X-Fault request header
+keep-alive on uvloop (varcas.serve.protocol), vLLM's exact SSE bytes (varcas.serve.openai_wire),
+one loop timer for every token of every stream (streams.TokenClock). A text prompt counts one
+token a word; max_tokens defaults to --tokens. For each streamed request it records its id
+(X-Request-Id, else `srv-N`), when the complete request was read (recv_ns) and, just before each
+token chunk's transport.write, time.monotonic_ns() (token_ns): CLOCK_MONOTONIC, so comparable
+with a client's stamps on the same host. GET /_records and GET /_stats expose them; the X-Fault request header
 injects one fault per request (streams.FAULTS). Tests and benchmarks start it with spawn().
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import socket
 import struct
 import sys
@@ -32,20 +32,27 @@ import uvloop
 
 from ..cli import OneLineParser
 from ..errors import VarcasError
-from .http11 import (MAX_BODY_BYTES, MAX_HEAD_BYTES, HttpError, Request, parse_request, response,
-                     stream_head)
-from .openai_wire import (ApiError, error_body, full_response, models_body, parse_gen_request,
-                          stream_events)
-from .spawn import ServerProcess, spawn
+from ..serve.http11 import Request, response, stream_head
+from ..serve.openai_wire import (ApiError, GenRequest, error_body, full_response, models_body, parse_body,
+                                 stream_events)
+from ..serve.protocol import HttpConnection, banner, serve_until_signal
+from .spawn import SERVER_NAME, ServerProcess, spawn
 from .streams import FAULTS, HTTP_FAULTS, NON_STREAM_FAULTS, Stream, TokenClock
 
-__all__ = ["ServerProcess", "spawn", "main", "build_parser", "run"]
+__all__ = ["ServerProcess", "spawn", "main", "build_parser", "run", "parse_gen_request"]
 
-LISTENING = "varcas-testserver listening on"
-_GEN_PATHS = {"/v1/completions": False, "/v1/chat/completions": True}  # path -> chat?
-_GET_PATHS = ("/health", "/v1/models", "/_records", "/_stats")
-# Bytes a client may queue behind a response in progress before it is cut off.
-_MAX_PENDING_BYTES = 2 * (MAX_HEAD_BYTES + MAX_BODY_BYTES)
+LISTENING = banner(SERVER_NAME)
+MAX_TOKENS_LIMIT = 1_000_000
+
+
+def parse_gen_request(body: bytes, chat: bool, default_tokens: int, model: str) -> GenRequest:
+    """The stub's rules over the shared checks: max_tokens defaults to default_tokens and is at
+    most MAX_TOKENS_LIMIT; ApiError when the body is invalid."""
+    parsed = parse_body(body, chat, model)
+    output_tokens = default_tokens if parsed.max_tokens is None else parsed.max_tokens
+    if output_tokens > MAX_TOKENS_LIMIT:
+        raise ApiError(400, f"{parsed.max_tokens_key} must be an integer in [1, {MAX_TOKENS_LIMIT}]")
+    return parsed.request(output_tokens)
 
 
 class _Server:
@@ -76,36 +83,23 @@ class _Server:
             "max_lag_ns": self.clock.max_lag_ns, "faults": dict(self.faults)})
 
 
-class _Conn(asyncio.Protocol):
-    """One client connection: requests are served one at a time, in order (keep-alive)."""
+class _Conn(HttpConnection):
+    """One client connection (the request loop is HttpConnection's)."""
+
+    server_name = SERVER_NAME
+    get_paths = ("/health", "/v1/models", "/_records", "/_stats")
 
     def __init__(self, srv: _Server):
-        self.srv = srv
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.busy = False          # a generation response is in progress
-        self.keep_alive = True
-        self.closed = False
+        super().__init__(srv)
         self.stream: Stream | None = None
         self.timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.srv.conns.add(self)
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
         self.srv.max_connections = max(self.srv.max_connections, len(self.srv.conns))
 
-    def data_received(self, data: bytes) -> None:
-        now = monotonic_ns()
-        self.buf += data
-        if not self.busy:
-            self._serve(now)
-        elif len(self.buf) > _MAX_PENDING_BYTES:
-            self.srv.bad_requests += 1
-            self.transport.abort()
-
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.srv.conns.discard(self)
+        super().connection_lost(exc)
         if self.stream is not None:
             self.stream.dead = True
         if self.timer is not None:
@@ -114,45 +108,18 @@ class _Conn(asyncio.Protocol):
             self.busy = False
             self.srv.in_flight -= 1
 
-    def _serve(self, now: int) -> None:
-        """Answer the complete requests in the buffer until one starts a generation."""
-        while not self.busy and not self.closed:
-            try:
-                parsed = parse_request(self.buf)
-            except HttpError as exc:  # the byte stream cannot be resynchronised: answer, close
-                self.srv.bad_requests += 1
-                self.keep_alive = False
-                self._reply(exc.status, error_body(exc.status, exc.message))
-                return
-            if parsed is None:
-                return
-            req, used = parsed
-            del self.buf[:used]
-            self.keep_alive = req.keep_alive
-            self._route(req, now)
+    def rejected(self) -> None:
+        self.srv.bad_requests += 1
 
-    def _route(self, req: Request, now: int) -> None:
+    def get(self, path: str) -> tuple[int, bytes, str]:
         srv = self.srv
-        if req.method == "POST" and req.path in _GEN_PATHS:
-            self._generate(req, _GEN_PATHS[req.path], now)
-        elif req.method == "GET" and req.path in _GET_PATHS:
-            if req.path == "/health":
-                self._reply(200, b"", "text/plain; charset=utf-8")
-            elif req.path == "/v1/models":
-                self._reply(200, models_body(srv.args.model, srv.started))
-            else:
-                self._reply(200, srv.records_json() if req.path == "/_records" else srv.stats_json())
-        elif req.path in _GEN_PATHS or req.path in _GET_PATHS:
-            self._reply(405, error_body(405, f"method {req.method} not allowed on {req.path}"))
-        else:
-            self._reply(404, error_body(404, f"no route for {req.method} {req.path}"))
+        if path == "/health":
+            return 200, b"", "text/plain; charset=utf-8"
+        if path == "/v1/models":
+            return 200, models_body(srv.args.model, srv.started), "application/json"
+        return 200, srv.records_json() if path == "/_records" else srv.stats_json(), "application/json"
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.transport.write(response(status, body, self.keep_alive, content_type))
-        if not self.keep_alive:
-            self.close()
-
-    def _generate(self, req: Request, chat: bool, now: int) -> None:
+    def generate(self, req: Request, chat: bool, now: int) -> None:
         srv, args = self.srv, self.srv.args
         fault = req.headers.get("x-fault")
         try:
@@ -163,14 +130,14 @@ class _Conn(asyncio.Protocol):
                 raise ApiError(400, f"X-Fault {fault} needs \"stream\": true")
         except ApiError as exc:
             srv.bad_requests += 1
-            self._reply(exc.status, error_body(exc.status, exc.message))
+            self.reply(exc.status, error_body(exc.status, exc.message))
             return
         seq, srv.seq = srv.seq, srv.seq + 1
         if fault is not None:
             srv.faults[fault] += 1
         if fault in HTTP_FAULTS:
             status = HTTP_FAULTS[fault]
-            self._reply(status, error_body(status, f"injected fault: {fault}"))
+            self.reply(status, error_body(status, f"injected fault: {fault}"))
             return
         header_id = req.headers.get("x-request-id")
         rid = ("chatcmpl-" if chat else "cmpl-") + (header_id or f"{seq:032x}")
@@ -187,22 +154,22 @@ class _Conn(asyncio.Protocol):
         times = array("q")
         srv.records.append((header_id or f"srv-{seq}", now, fault, times))
         events = stream_events(gen, rid, created, args.model)
-        self.stream = Stream(self, self.transport.write, events, gen.output_tokens, fault, times)
-        head = stream_head(self.keep_alive)
+        self.stream = Stream(self, self.write, events, gen.output_tokens, fault, times)
+        head = stream_head(self.keep_alive, SERVER_NAME)
         if delay_s:
             self.timer = srv.loop.call_later(delay_s, self._start_stream, head)
         else:
-            self.transport.write(head)
+            self.write(head)
             srv.clock.add(self.stream, now)
 
     def _start_stream(self, head: bytes) -> None:
         self.timer = None
-        self.transport.write(head)
+        self.write(head)
         self.srv.clock.add(self.stream, monotonic_ns())
 
     def _send_full(self, body: bytes) -> None:
         self.timer = None
-        self.transport.write(response(200, body, self.keep_alive))
+        self.write(response(200, body, self.keep_alive, SERVER_NAME))
         self.finish()
 
     # The streams.Connection interface, called by the token clock.
@@ -210,14 +177,7 @@ class _Conn(asyncio.Protocol):
         self.busy = False
         self.stream = None
         self.srv.in_flight -= 1
-        if not self.keep_alive:
-            self.close()
-        elif self.buf:
-            self._serve(monotonic_ns())
-
-    def close(self) -> None:
-        self.closed = True
-        self.transport.close()
+        self.done()
 
     def reset(self) -> None:
         # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
@@ -272,21 +232,9 @@ def _write_records(path: Path, data: bytes) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    loop = asyncio.get_running_loop()
-    srv = _Server(args, loop)
-    try:
-        server = await loop.create_server(lambda: _Conn(srv), args.host, args.port, backlog=4096)
-    except OSError as exc:
-        raise VarcasError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    host, port = server.sockets[0].getsockname()[:2]
-    print(f"{LISTENING} http://{f'[{host}]' if ':' in host else host}:{port}", flush=True)
-    await stop.wait()
-    server.close()
-    for conn in list(srv.conns):
-        conn.transport.abort()
+    srv = _Server(args, asyncio.get_running_loop())
+    await serve_until_signal(lambda: _Conn(srv), args.host, args.port, srv.conns,
+                             lambda url: print(f"{LISTENING} {url}", flush=True))
     if args.records is not None:
         _write_records(args.records, srv.records_json())
 

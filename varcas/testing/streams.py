@@ -17,13 +17,14 @@ often would spin the loop, so tokens go out up to ~1 ms after their due time, ne
 from __future__ import annotations
 
 import asyncio
+import json
 from array import array
 from collections import deque
 from time import monotonic_ns
 from typing import Protocol
 
-from .http11 import LAST_CHUNK
-from .openai_wire import DONE_EVENT, GARBAGE_EVENT, StreamEvents, stream_error_event, stream_tail
+from ..serve.http11 import LAST_CHUNK, chunk
+from ..serve.openai_wire import DONE_EVENT, StreamEvents, error_dict, sse, stream_tail
 
 # X-Fault kinds. Faults that end a stream act when token TOKENS_BEFORE[kind] would be due,
 # after min(that, n) ordinary (finish_reason null) tokens; the others are described inline.
@@ -33,7 +34,14 @@ HTTP_FAULTS = {"http_500": 500, "http_400": 400}   # answered at once, no stream
 FAULTS = frozenset({*TOKENS_BEFORE, *HTTP_FAULTS, "malformed", "no_done", "slow_headers"})
 NON_STREAM_FAULTS = frozenset({*HTTP_FAULTS, "slow_headers"})  # also valid with stream=false
 ERROR_EVENT_MESSAGE = "injected fault: error_event"
+GARBAGE_EVENT = chunk(b"data: {this is not json\n\n")
 TICK_NS = 1_000_000   # granularity of uvloop's (libuv's) timers
+
+
+def stream_error_event(message: str) -> bytes:
+    """vLLM's in-stream error event (create_streaming_error_response: HTTP status is already 200):
+    `json.dumps({"error": ...})`, hence Python's ", "/": " separators."""
+    return sse(json.dumps({"error": error_dict(400, message)}).encode())
 
 
 class Connection(Protocol):

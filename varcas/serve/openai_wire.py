@@ -1,21 +1,26 @@
-"""OpenAI/vLLM wire format for the test server: request validation and response bytes.
+"""OpenAI/vLLM wire format for varcas's servers: request checks and response bytes.
 
-The byte layout mirrors vLLM's OpenAI server (vllm/entrypoints/openai/protocol.py,
-serving_completion.py, serving_chat.py), so a client tested here is tested against what
-vLLM actually sends:
+Shared by the streaming stub (varcas.testing) and the simulator (varcas.sim), so the load
+generator sees the same bytes from both. The byte layout mirrors vLLM's OpenAI server
+(vllm/entrypoints/openai/protocol.py, serving_completion.py, serving_chat.py), so a client
+tested here is tested against what vLLM actually sends:
 - completions chunks are pydantic `model_dump_json(exclude_unset=False)`: every field,
   nulls included (`logprobs`, `finish_reason`, `stop_reason`, `usage`);
 - chat chunks are `model_dump_json(exclude_unset=True)`: only fields vLLM set, so content
   deltas carry no `usage` key and only the finishing delta carries `stop_reason`;
 - the final usage chunk (stream_options.include_usage) drops nulls and keeps UsageInfo's
   field order: prompt_tokens, total_tokens, completion_tokens;
-- errors are ErrorResponse {"object":"error","message","type","param","code"}; an error
-  inside a stream is `json.dumps({"error": ...})`, hence Python's ", "/": " separators.
-Every generated token is the constant text TOKEN_TEXT: the server is about timing, not text.
+- errors are ErrorResponse {"object":"error","message","type","param","code"}.
+Every generated token is the constant text TOKEN_TEXT: the servers are about timing, not text.
+
+Requests: parse_body() makes the checks both servers make and counts the prompt; neither has a
+tokenizer, so text is counted in words and the caller's words_to_tokens turns words into
+tokens (the stub: one token a word; the simulator: the prompt builder's ratio). Each server
+then applies its own rules on output length (Body.request()).
 """
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -23,9 +28,7 @@ import orjson
 from .http11 import LAST_CHUNK, chunk
 
 TOKEN_TEXT = " tok"
-MAX_TOKENS_LIMIT = 1_000_000
 DONE_EVENT = chunk(b"data: [DONE]\n\n")
-GARBAGE_EVENT = chunk(b"data: {this is not json\n\n")
 _ERROR_TYPES = {400: "BadRequestError", 404: "NotFoundError", 405: "MethodNotAllowed",
                 413: "BadRequestError", 431: "BadRequestError", 500: "InternalServerError",
                 501: "NotImplementedError"}
@@ -50,6 +53,22 @@ class GenRequest:
     include_usage: bool
 
 
+@dataclass(slots=True, frozen=True)
+class Body:
+    """A completions/chat body that passed the checks both servers make."""
+    fields: dict              # the whole JSON object, for a server's own checks
+    chat: bool
+    prompt_tokens: int
+    max_tokens_key: str       # "max_tokens", or chat's "max_completion_tokens" when set
+    max_tokens: int | None    # >= 1, or None when absent
+    stream: bool
+    include_usage: bool
+
+    def request(self, output_tokens: int) -> GenRequest:
+        """The GenRequest once the server has decided how many tokens to generate."""
+        return GenRequest(self.chat, self.stream, output_tokens, self.prompt_tokens, self.include_usage)
+
+
 def error_dict(status: int, message: str) -> dict:
     return {"object": "error", "message": message, "type": _ERROR_TYPES.get(status, "Error"),
             "param": None, "code": status}
@@ -59,24 +78,25 @@ def error_body(status: int, message: str) -> bytes:
     return orjson.dumps(error_dict(status, message))
 
 
-def stream_error_event(message: str) -> bytes:
-    """vLLM's in-stream error event (create_streaming_error_response: HTTP status is already 200)."""
-    return sse(json.dumps({"error": error_dict(400, message)}).encode())
-
-
 def sse(payload: bytes) -> bytes:
     """One SSE `data:` event in its own HTTP chunk, as uvicorn sends each generator yield."""
     return chunk(b"data: " + payload + b"\n\n")
 
 
-def models_body(model: str, created: int) -> bytes:
+def models_body(model: str, created: int, max_model_len: int | None = None) -> bytes:
+    """GET /v1/models: vLLM's list of one ModelCard (max_model_len null when there is none)."""
     card = {"id": model, "object": "model", "created": created, "owned_by": "vllm", "root": model,
-            "parent": None, "max_model_len": None, "permission": []}
+            "parent": None, "max_model_len": max_model_len, "permission": []}
     return orjson.dumps({"object": "list", "data": [card]})
 
 
-def parse_gen_request(body: bytes, chat: bool, default_tokens: int, model: str) -> GenRequest:
-    """Validate a completions (chat=False) or chat completions body; ApiError when invalid."""
+def _same(words: int) -> int:
+    return words
+
+
+def parse_body(body: bytes, chat: bool, model: str,
+               words_to_tokens: Callable[[int], int] = _same) -> Body:
+    """Check a completions (chat=False) or chat completions body; ApiError when invalid."""
     try:
         req = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -86,31 +106,32 @@ def parse_gen_request(body: bytes, chat: bool, default_tokens: int, model: str) 
     if req.get("model") not in (None, model):
         raise ApiError(404, f"The model `{req['model']}` does not exist.")
     if req.get("n") not in (None, 1):
-        raise ApiError(400, "only n=1 is supported")
-    prompt_tokens = _chat_prompt_tokens(req) if chat else _completion_prompt_tokens(req)
+        raise ApiError(400, "only n=1 is supported (one sequence per request: n must be 1)")
+    if chat:
+        prompt_tokens = words_to_tokens(_chat_words(req))
+    else:
+        prompt_tokens = _prompt_tokens(req.get("prompt"), words_to_tokens)
     key = "max_completion_tokens" if chat and req.get("max_completion_tokens") is not None else "max_tokens"
-    output_tokens = req.get(key)
-    if output_tokens is None:
-        output_tokens = default_tokens
-    if type(output_tokens) is not int or not 1 <= output_tokens <= MAX_TOKENS_LIMIT:
-        raise ApiError(400, f"{key} must be an integer in [1, {MAX_TOKENS_LIMIT}]")
-    stream = req.get("stream", False)
-    options = req.get("stream_options") or {}
-    if type(stream) is not bool or not isinstance(options, dict):
-        raise ApiError(400, "stream must be a boolean and stream_options an object")
-    return GenRequest(chat, stream, output_tokens, prompt_tokens, bool(options.get("include_usage")))
+    max_tokens = req.get(key)
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        raise ApiError(400, f"{key} must be an integer >= 1, got {max_tokens!r}")
+    stream, options = req.get("stream", False), req.get("stream_options")
+    if type(stream) is not bool:
+        raise ApiError(400, "stream must be a boolean")
+    if options is not None and not isinstance(options, dict):
+        raise ApiError(400, "stream_options must be an object")
+    return Body(req, chat, prompt_tokens, key, max_tokens, stream, bool((options or {}).get("include_usage")))
 
 
-def _completion_prompt_tokens(req: dict) -> int:
-    prompt = req.get("prompt")
+def _prompt_tokens(prompt, words_to_tokens: Callable[[int], int]) -> int:
     if isinstance(prompt, str):
-        return len(prompt.split())
-    if isinstance(prompt, list) and all(type(t) is int for t in prompt):
+        return words_to_tokens(len(prompt.split()))
+    if isinstance(prompt, list) and all(type(t) is int and t >= 0 for t in prompt):
         return len(prompt)
-    raise ApiError(400, "prompt must be a string or a list of token ids")
+    raise ApiError(400, "prompt must be a string or a list of token ids (batched prompts are not supported)")
 
 
-def _chat_prompt_tokens(req: dict) -> int:
+def _chat_words(req: dict) -> int:
     messages = req.get("messages")
     if not isinstance(messages, list) or not messages:
         raise ApiError(400, "messages must be a non-empty list")

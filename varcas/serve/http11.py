@@ -1,4 +1,4 @@
-"""Minimal HTTP/1.1 framing for the test server: request parsing and response bytes.
+"""Minimal HTTP/1.1 framing for varcas's servers (stub and simulator): requests and response bytes.
 
 Only what an OpenAI-compatible client sends is accepted: a request line, headers, and an
 optional Content-Length body (no chunked request bodies, no 100-continue). The parser is
@@ -93,25 +93,25 @@ def _content_length(value: str) -> int:
     return length
 
 
-def _head(status: int, keep_alive: bool, fields: tuple[tuple[str, str], ...]) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "server: varcas-testserver"]
+def _head(status: int, keep_alive: bool, server: str, fields: tuple[tuple[str, str], ...]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"server: {server}"]
     lines += [f"{name}: {value}" for name, value in fields]
     lines.append("connection: keep-alive" if keep_alive else "connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def response(status: int, body: bytes, keep_alive: bool, content_type: str = "application/json",
-             fields: tuple[tuple[str, str], ...] = ()) -> bytes:
-    """A complete response with a Content-Length body."""
-    head = _head(status, keep_alive, (("content-type", content_type),
-                                      ("content-length", str(len(body)))) + fields)
+def response(status: int, body: bytes, keep_alive: bool, server: str,
+             content_type: str = "application/json", fields: tuple[tuple[str, str], ...] = ()) -> bytes:
+    """A complete response with a Content-Length body; `server` is the Server header's value."""
+    head = _head(status, keep_alive, server, (("content-type", content_type),
+                                              ("content-length", str(len(body)))) + fields)
     return head + body
 
 
-def stream_head(keep_alive: bool, fields: tuple[tuple[str, str], ...] = ()) -> bytes:
+def stream_head(keep_alive: bool, server: str, fields: tuple[tuple[str, str], ...] = ()) -> bytes:
     """Status line and headers of a chunked text/event-stream response (uvicorn's, as vLLM sends)."""
-    return _head(200, keep_alive, (("content-type", "text/event-stream; charset=utf-8"),
-                                   ("transfer-encoding", "chunked")) + fields)
+    return _head(200, keep_alive, server, (("content-type", "text/event-stream; charset=utf-8"),
+                                           ("transfer-encoding", "chunked")) + fields)
 
 
 def chunk(payload: bytes) -> bytes:
