@@ -54,8 +54,11 @@ class Connection(asyncio.Protocol):
         self.transport.write(data)
 
     def data_received(self, data) -> None:
+        owner = self.owner
         if self.feed(data) and self.request is not None:
-            self.owner.on_response(self)
+            owner.on_response(self)
+        if monotonic_ns() >= owner.next_due:  # a send fell due while the loop was reading
+            owner.dispatch_due()
 
     def connection_lost(self, exc) -> None:
         self.transport = None

@@ -23,6 +23,7 @@ _RING = 8192  # recent samples kept for live percentiles
 # spun, so requests leave on time without spinning through whole gaps (which would delay
 # reading tokens, and burn CPU).
 _LEAD_NS = 50_000
+_NEVER = 1 << 62  # next_due when nothing is left to send
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Engine:
         self.inflight: dict[int, Connection] = {}
         self.waiting: collections.deque = collections.deque()
         self.stopped = False
+        self.next_due = _NEVER  # absolute time of the next send; connections poll it
         self.stats = LiveStats()
         self.sending_ended = loop.create_future()  # set when nothing more will be sent
         self.done = loop.create_future()  # set when, in addition, nothing is in flight
@@ -79,21 +81,32 @@ class Engine:
 
     def _arm(self) -> None:
         if self.next < self.n and not self.stopped:
-            self.timer.arm(max(1, int(self.when[self.next]) - _LEAD_NS))
+            self.next_due = int(self.when[self.next])
+            self.timer.arm(max(1, self.next_due - _LEAD_NS))
         else:
+            self.next_due = _NEVER
             self.timer.arm(0)
             self._check_done()
 
     def _on_timer(self) -> None:
         self.timer.consume()
+        self.dispatch_due(_LEAD_NS)
+
+    def dispatch_due(self, spin_ns: int = 0) -> None:
+        """Send every request whose time has come, spinning up to spin_ns for one about to.
+
+        Called by the timer, and by connections after each socket read whose clock shows a
+        send is due: under load the loop may be busy with reads when the timer fires, and this
+        keeps sends from queueing behind them.
+        """
         when, n, i = self.when, self.n, self.next
         now = monotonic_ns()
         while i < n and not self.stopped:
             due = when[i]
             if due > now:
-                if due - now > _LEAD_NS:
+                if due - now > spin_ns:
                     break
-                while now < due:  # at most _LEAD_NS of spinning
+                while now < due:  # at most spin_ns of spinning
                     now = monotonic_ns()
             self._fire(i)
             i += 1
