@@ -135,7 +135,7 @@ def test_lengths_do_not_depend_on_rate_or_arrival_process():
     np.testing.assert_array_equal(a.input_len, b.input_len)
     np.testing.assert_array_equal(a.output_len, b.output_len)
     np.testing.assert_array_equal(a.input_len[:150], c.input_len)
-    assert 1 <= a.output_len.min() and a.output_len.max() <= 1000
+    assert a.output_len.min() >= 1 and a.output_len.max() <= 1000
 
 
 def test_long_duration_spans_several_blocks_and_keeps_the_rate():

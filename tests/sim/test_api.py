@@ -60,4 +60,4 @@ def test_any_json_is_a_request_or_an_api_error(value, chat):
     except ApiError as exc:
         assert exc.status in (400, 404) and exc.message
     else:
-        assert 1 <= gen.prompt_tokens and 1 <= gen.output_tokens and gen.prompt_tokens + gen.output_tokens <= 64
+        assert gen.prompt_tokens >= 1 and gen.output_tokens >= 1 and gen.prompt_tokens + gen.output_tokens <= 64
