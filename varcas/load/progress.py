@@ -39,7 +39,7 @@ class Progress:
         if self._live is None:
             return
         t = Table(box=None, pad_edge=False, title=self.note or None, title_justify="left")
-        for col in ("elapsed", "sent", "done", "in flight", "errors", "req/s", "tok/s",
+        for col in ("elapsed", "sent", "done", "in flight", "errors", "req/s", "events/s",
                     "TTFT p50/p99 ms", "send lag p99 ms"):
             t.add_column(col, justify="right")
         rate = stats.done / elapsed_s if elapsed_s > 0 else 0.0
