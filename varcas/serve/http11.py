@@ -101,17 +101,17 @@ def _head(status: int, keep_alive: bool, server: str, fields: tuple[tuple[str, s
 
 
 def response(status: int, body: bytes, keep_alive: bool, server: str,
-             content_type: str = "application/json", fields: tuple[tuple[str, str], ...] = ()) -> bytes:
+             content_type: str = "application/json") -> bytes:
     """A complete response with a Content-Length body; `server` is the Server header's value."""
     head = _head(status, keep_alive, server, (("content-type", content_type),
-                                              ("content-length", str(len(body)))) + fields)
+                                              ("content-length", str(len(body)))))
     return head + body
 
 
-def stream_head(keep_alive: bool, server: str, fields: tuple[tuple[str, str], ...] = ()) -> bytes:
+def stream_head(keep_alive: bool, server: str) -> bytes:
     """Status line and headers of a chunked text/event-stream response (uvicorn's, as vLLM sends)."""
     return _head(200, keep_alive, server, (("content-type", "text/event-stream; charset=utf-8"),
-                                           ("transfer-encoding", "chunked")) + fields)
+                                           ("transfer-encoding", "chunked")))
 
 
 def chunk(payload: bytes) -> bytes:
