@@ -19,6 +19,10 @@ COMMANDS = {
     "analyze": ("varcas.analyze.cli", "latency/throughput statistics and a trust verdict for runs"),
     "roofline": ("varcas.roofline.cli", "static roofline model of prefill and decode on a GPU"),
     "sim": ("varcas.sim.cli", "simulated vLLM server on the roofline model (served, or offline in virtual time)"),
+    "optimize": ("varcas.optimize.cli", "sweep server settings (e.g. --max-num-seqs) over workloads; compare, recommend"),
+    "sweep-rate": ("varcas.optimize.capacity_cli", "find the highest request rate that meets the SLOs (capacity)"),
+    "report": ("varcas.report.cli", "self-contained HTML report and Markdown summary of a run, sweep or pipeline"),
+    "pipeline": ("varcas.pipeline", "roofline, load tests, batch sweep and report in one directory"),
 }
 
 

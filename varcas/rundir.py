@@ -55,11 +55,17 @@ REQUEST_SCHEMA = pa.schema(
 )
 
 
+def write_json(path: Path, data) -> None:
+    """Write a JSON file atomically (temp file + rename), so a crash never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
 def write_manifest(run_dir: Path, manifest: dict) -> None:
-    """Write run.json atomically (temp file + rename), so a crash never leaves half a file."""
-    tmp = Path(run_dir) / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, Path(run_dir) / MANIFEST)
+    """Write run.json atomically."""
+    write_json(Path(run_dir) / MANIFEST, manifest)
 
 
 def read_manifest(run_dir: Path) -> dict:

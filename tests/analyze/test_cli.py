@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from varcas.cli import main
+from tests.cli_helpers import cli
 
 from . import synth
 
@@ -18,12 +18,7 @@ VLLM_KEYS = (
 
 
 def analyze(capsys, *args):
-    try:
-        code = main(["analyze", *map(str, args)])
-    except SystemExit as exc:  # argparse rejects a flag: one line, exit 2
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
+    return cli(capsys, "analyze", *args)
 
 
 @pytest.fixture(scope="module")

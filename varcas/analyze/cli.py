@@ -34,7 +34,7 @@ def build_parser(prog: str) -> OneLineParser:
 
 def run(args) -> int:
     percentiles = _parse_numbers(args.percentiles, ",", "--percentiles")
-    goodput = _parse_goodput(args.goodput) if args.goodput else None
+    goodput = parse_goodput(args.goodput) if args.goodput else None
     window = _parse_numbers(args.window, ":", "--window", count=2) if args.window else None
     summaries = [
         summarize(load_run(path), percentiles=percentiles, goodput=goodput, window=window)
@@ -80,7 +80,8 @@ def _parse_numbers(text: str, sep: str, flag: str, count: int | None = None) -> 
     return values
 
 
-def _parse_goodput(items: list[str]) -> dict:
+def parse_goodput(items: list[str]) -> dict:
+    """--goodput KEY:MS items (vLLM's format, e.g. ttft:500 tpot:50) as {key: ms}; checked by summarize."""
     slos = {}
     for item in items:
         key, _, value = item.partition(":")

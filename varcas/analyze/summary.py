@@ -109,7 +109,7 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
     vLLM's --goodput. window: (start_s, end_s) after schedule time 0, instead of detecting it.
     """
     percentiles = _check_percentiles(percentiles)
-    goodput = _check_goodput(goodput)
+    goodput = check_goodput(goodput)
     computed = tuple(sorted({50.0, *percentiles}))
     rm = request_metrics(run)
     good = good_requests(rm, goodput) if goodput else None
@@ -157,7 +157,8 @@ def _check_percentiles(percentiles) -> tuple:
     return values
 
 
-def _check_goodput(goodput) -> dict | None:
+def check_goodput(goodput) -> dict | None:
+    """SLOs {ttft|tpot|e2el: ms} checked (known keys, positive finite limits); None for none."""
     if not goodput:
         return None
     for key, limit in goodput.items():

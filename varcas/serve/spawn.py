@@ -63,13 +63,18 @@ class ServerProcess:
         self.close()
 
 
+def child_env() -> dict:
+    """os.environ with PYTHONPATH leading to this varcas, so a `python -m varcas...` child imports it."""
+    root = str(Path(varcas.__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+
+
 def start_server(module: str, args: Sequence[str], server_name: str, what: str, timeout_s: float,
                  process_class: type[ServerProcess] = ServerProcess, **attrs) -> ServerProcess:
     """Run `python -m module *args` and wait for its banner; process_class(proc, url, port,
     stderr, **attrs) once it listens. VarcasError naming `what` if it is not up in timeout_s."""
     cmd = [sys.executable, "-m", module, *args]
-    root = str(Path(varcas.__file__).resolve().parent.parent)  # the child imports this varcas
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env = child_env()
     stderr = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                             env=env, bufsize=0)

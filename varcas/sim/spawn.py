@@ -46,12 +46,17 @@ class SimProcess(ServerProcess):
         return self.get("/metrics").text
 
 
+def parse_flags(argv: Sequence[str]):
+    """`varcas sim` flags parsed as its CLI does; a bad flag is a VarcasError, not an exit."""
+    return build_parser("varcas sim", _RaisingParser).parse_args(list(argv))
+
+
 def spawn(model: str = SimConfig.model, gpu: str = SimConfig.gpu, quant: str = SimConfig.quant,
           max_num_seqs: int = SimConfig.max_num_seqs, extra_args: Sequence[str] = ()) -> SimProcess:
     """Start `python -m varcas.sim` on a free loopback port; VarcasError if it cannot start."""
     argv = ["--model", model, "--gpu", gpu, "--quant", quant, "--max-num-seqs", str(max_num_seqs),
             *extra_args, "--host", "127.0.0.1", "--port", "0"]
-    args = build_parser("varcas sim", _RaisingParser).parse_args(argv)
+    args = parse_flags(argv)
     if args.offline:
         raise VarcasError("spawn() starts a server; --offline is for simulate()")
     setup = resolve(sim_config(args))

@@ -1,0 +1,96 @@
+"""The comparison table, Pareto front and recommendations, on hand-made digests with known answers."""
+import pytest
+
+from varcas.optimize import compare
+
+
+def fake_digest(tput, ttft99, tpot99, *, overloaded=False, steady=True, rps=1.0):
+    block = {"output_throughput": tput, "request_throughput": rps, "request_goodput": None,
+             "median_ttft_ms": ttft99 / 2, "p99_ttft_ms": ttft99, "median_tpot_ms": tpot99 / 2, "p99_tpot_ms": tpot99,
+             "median_e2el_ms": 1000.0, "p99_e2el_ms": 2000.0}
+    return {"path": "/x", "scope": "steady", "offered_rps": rps, "mean_in_flight": 4.0, "mean_input_tokens": 200.0,
+            "mean_output_tokens": 100.0,
+            "summary": {"steady": block, "warnings": [],
+                        "verdict": {"overloaded": overloaded, "steady_state": steady, "text": "t"}}}
+
+
+def rows_for(figures, params=None):
+    entries = [{"id": cid, "params": (params or {}).get(cid, {"max_num_seqs": cid}), "status": "complete"}
+               for cid in figures]
+    digests = {(cid, "w"): fake_digest(*f[:3], **(f[3] if len(f) > 3 else {})) for cid, f in figures.items()}
+    return compare.workload_rows(entries, digests, "w", next(iter(figures)))
+
+
+def test_changes_are_relative_to_the_baseline():
+    rows = rows_for({"1": (100.0, 400.0, 20.0), "8": (450.0, 200.0, 30.0)})
+    assert rows[1]["change"]["output_throughput"] == pytest.approx(3.5)
+    assert rows[1]["change"]["ttft_p99"] == pytest.approx(-0.5)
+    assert rows[1]["change"]["tpot_p99"] == pytest.approx(0.5)
+    assert rows[0]["change"]["output_throughput"] == 0.0
+
+
+def test_pareto_front_excludes_dominated_and_overloaded_configurations():
+    rows = rows_for({
+        "a": (100.0, 100.0, 10.0),       # lowest latency: on the front
+        "b": (200.0, 300.0, 20.0),       # more throughput: on the front
+        "c": (150.0, 400.0, 25.0),       # worse than b on all three: dominated
+        "d": (900.0, 50.0, 5.0, {"overloaded": True}),  # would dominate all, but overloaded
+        "e": (800.0, 60.0, 6.0, {"steady": False}),     # and this one reached no steady state
+    })
+    assert compare.pareto(rows) == ["a", "b"]
+
+
+def test_recommendations_per_use_case():
+    rows = rows_for({
+        "1": (100.0, 200.0, 15.0),
+        "4": (300.0, 600.0, 25.0),
+        "16": (500.0, 1500.0, 40.0),     # best throughput, TTFT p99 over the 1000 ms SLO
+        "32": (800.0, 100.0, 5.0, {"overloaded": True}),
+    })
+    recs = {r["use_case"]: r for r in compare.recommend(rows, {"ttft": 1000.0, "tpot": 100.0})}
+    assert recs["interactive"]["config"] == "4"       # best throughput within the SLO
+    assert recs["balanced"]["config"] == "1"          # only 1 is within 2x the lowest TTFT p99 (200 ms)... and TPOT
+    assert recs["throughput"]["config"] == "16"
+    assert recs["cost"]["config"] == "16"
+    assert "no steady state at this rate): 32" in recs["throughput"]["reason"]
+    assert "TTFT <= 1000 ms" in recs["interactive"]["reason"]
+
+
+def test_throughput_ties_go_to_lower_latency_and_say_so():
+    rows = rows_for({"1": (100.0, 900.0, 15.0), "8": (101.0, 300.0, 20.0), "16": (100.5, 250.0, 30.0)})
+    recs = {r["use_case"]: r for r in compare.recommend(rows, {"ttft": 1000.0})}
+    assert recs["throughput"]["config"] == "16"
+    assert "the same offered load" in recs["throughput"]["reason"]
+
+
+def test_cost_divides_by_the_gpus_a_server_uses():
+    rows = rows_for({"tp1": (300.0, 100.0, 10.0), "tp2": (500.0, 100.0, 10.0)},
+                    params={"tp1": {"tensor_parallel_size": "1"}, "tp2": {"tensor_parallel_size": "2"}})
+    recs = {r["use_case"]: r for r in compare.recommend(rows, {})}
+    assert recs["throughput"]["config"] == "tp2"
+    assert recs["cost"]["config"] == "tp1"            # 300 tok/s per GPU against 250
+    assert "250" not in recs["cost"]["reason"] and "300 tok/s" in recs["cost"]["reason"]
+
+
+def test_nothing_usable_says_why():
+    rows = rows_for({"1": (50.0, 9e4, 15.0, {"overloaded": True}), "8": (90.0, 5e4, 20.0, {"overloaded": True})})
+    recs = compare.recommend(rows, {})
+    assert all(r["config"] is None for r in recs)
+    assert "no steady state: 1, 8" in recs[0]["reason"] and "sweep-rate" in recs[0]["reason"]
+
+
+def test_failed_configuration_has_a_row_without_figures():
+    entries = [{"id": "1", "params": {}, "status": "complete"},
+               {"id": "8", "params": {}, "status": "failed", "reason": "the server exited with status 1"}]
+    rows = compare.workload_rows(entries, {("1", "w"): fake_digest(100.0, 100.0, 10.0)}, "w", "1")
+    assert "metrics" not in rows[1] and rows[1]["reason"] == "the server exited with status 1"
+    assert [r["config"] for r in compare.recommend(rows, {})] == ["1"] * 4
+
+
+def test_recommendations_carry_the_server_flags_that_set_them():
+    assert compare.server_flags({"max_num_seqs": "8", "enable_chunked_prefill": "true"}) == \
+        "--max-num-seqs 8 --enable-chunked-prefill"
+    assert compare.server_flags({"enable_chunked_prefill": "false"}) == ""
+    rows = rows_for({"1": (100.0, 200.0, 15.0), "8": (300.0, 400.0, 25.0)})
+    recs = {r["use_case"]: r for r in compare.recommend(rows, {"ttft": 1000.0})}
+    assert recs["throughput"]["flags"] == "--max-num-seqs 8"

@@ -1,0 +1,66 @@
+"""`varcas pipeline`: the whole workflow into one directory, offline and against a --url server."""
+import json
+
+from tests.load.helpers import varcas_cli
+from varcas import rundir
+from varcas.testing import spawn
+
+
+def pipeline(*argv, timeout=120):
+    return varcas_cli("-m", "varcas.cli", "pipeline", *argv, timeout=timeout)
+
+
+def test_offline_pipeline_writes_every_artifact_and_resumes(tmp_path):
+    out = tmp_path / "p"
+    argv = ["--model", "llama-2-7b", "--gpu", "t4", "--quant", "awq", "--offline", "--workload", "chat_low",
+            "--batch-sizes", "1,8", "--duration", "30", "--quiet", "--out", str(out)]
+    r = pipeline(*argv)
+    assert r.returncode == 0, r.stderr
+    state = json.loads((out / "pipeline.json").read_text())
+    assert state["steps"]["roofline"]["status"] == "complete"
+    assert state["steps"]["load"] == {"chat_low": {"status": "complete", "run": "load/chat_low"}}
+    assert state["steps"]["sweep"] == {"status": "complete", "dir": "sweep"}
+    assert state["steps"]["report"]["status"] == "complete"
+    assert "simulated" in state["target"] and "not a real GPU" in state["target"]
+    roof = json.loads((out / "roofline" / "roofline.json").read_text())
+    assert roof["model"]["name"] == "llama-2-7b" and roof["precision"]["name"] == "awq"
+    assert sorted({p["batch"] for p in roof["phases"]}) == [1, 8]
+    manifest = rundir.read_manifest(out / "load" / "chat_low")
+    assert manifest["target"]["kind"] == "sim" and manifest["target"]["params"]["max_num_seqs"] == 256
+    assert manifest["target"]["params"]["gpu"].lower().startswith("t4")
+    for cid in ("max_num_seqs-1", "max_num_seqs-8"):
+        assert rundir.read_manifest(out / "sweep" / cid / "chat_low")["status"] == "complete"
+    assert (out / "report.html").stat().st_size > 100_000 and "max_num_seqs-8" in (out / "REPORT.md").read_text()
+    stamp = (out / "load" / "chat_low" / "run.json").stat().st_mtime_ns
+    r = pipeline(*argv)
+    assert r.returncode == 0, r.stderr
+    assert (out / "load" / "chat_low" / "run.json").stat().st_mtime_ns == stamp  # resumed, not rerun
+
+
+def test_url_pipeline_skips_the_sweep_and_says_why(tmp_path):
+    out = tmp_path / "p"
+    with spawn(tokens=8, itl_ms=1.0) as server:
+        r = pipeline("--model", "llama-2-7b", "--gpu", "t4", "--url", server.url, "--workload", "chat_low",
+                     "--rps", "5", "--duration", "3", "--quiet", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    state = json.loads((out / "pipeline.json").read_text())
+    assert state["steps"]["load"]["chat_low"]["status"] == "complete"
+    assert state["steps"]["sweep"]["status"] == "skipped" and "--server-cmd" in state["steps"]["sweep"]["reason"]
+    assert rundir.read_manifest(out / "load" / "chat_low")["target"]["url"] == server.url
+    assert (out / "report.html").is_file()
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "file").write_text("")
+    for argv, message in [
+        (["--model", "nope-7b", "--gpu", "t4"], "nope-7b"),
+        (["--model", "llama-2-7b", "--gpu", "z80"], "z80"),
+        (["--model", "llama-2-7b", "--gpu", "t4", "--batch-sizes", "1,x"], "--batch-sizes"),
+        (["--model", "llama-2-7b", "--gpu", "t4", "--workload", "nope"], "nope"),
+        (["--model", "llama-2-7b", "--gpu", "t4", "--sim-gpu", "h100"], "--sim-*"),
+        (["--model", "llama-2-7b", "--gpu", "t4", "--server-cmd", "vllm serve m --port {port}"], "{max_num_seqs}"),
+    ]:
+        r = pipeline(*argv, "--offline" if "--server-cmd" not in argv else "--quiet", "--out", str(tmp_path / "o"))
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (argv, r.stderr)
+    r = pipeline("--model", "llama-2-7b", "--gpu", "t4", "--offline", "--out", str(tmp_path / "file" / "o"))
+    assert r.returncode == 2 and "cannot create" in r.stderr

@@ -1,0 +1,161 @@
+"""Where a sweep's load goes, for one configuration: open_backend(spec, params, log) -> Backend.
+
+Four kinds, one interface (Backend.run(LoadConfig) -> run directory):
+  server    --url: a server someone else runs; it cannot be restarted, so it takes no params
+  command   --server-cmd: varcas starts the server per configuration (server.launch: own process
+            group, log file, readiness over /health and /v1/models, SIGTERM then SIGKILL)
+  sim       neither: varcas's simulated vLLM server, started the same way as a command, with the
+            configuration's params as its vLLM-named flags (max_num_seqs -> --max-num-seqs)
+  offline   --offline: the simulator in virtual time (varcas.sim.offline), seconds per run
+The simulator's flags are checked before anything starts, so a bad value is a one-line error.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..cli import positive_float, positive_int
+from ..errors import VarcasError
+from ..load.runner import LoadConfig, run_load
+from ..serve.spawn import child_env
+from ..sim.config import Setup, resolve
+from . import params as P
+from .server import ManagedServer, free_port, launch
+
+
+@dataclass
+class BackendSpec:
+    """What the backend flags say: a URL, a server command template, or the simulator."""
+
+    url: str | None = None
+    server_cmd: str | None = None
+    offline: bool = False
+    sim: dict = field(default_factory=dict)  # varcas.sim engine flags: model, gpu, quant, max_num_seqs
+    ready_timeout_s: float = 600.0
+
+    @property
+    def kind(self) -> str:
+        return "offline" if self.offline else "server" if self.url else "command" if self.server_cmd else "sim"
+
+    def public(self) -> dict:
+        """As stored in sweep.json."""
+        return {"kind": self.kind, "url": self.url, "server_cmd": self.server_cmd, "sim": dict(self.sim)}
+
+    def check(self, names: list[str]) -> None:
+        """Fail early on a spec that cannot run with these parameter names."""
+        if sum(map(bool, (self.url, self.server_cmd, self.offline))) > 1:
+            raise VarcasError("--url, --server-cmd and --offline exclude each other")
+        if self.url and names:
+            raise VarcasError("--param needs --server-cmd or the simulator: a server at --url cannot be restarted with other settings")
+        if self.server_cmd:
+            P.command_template(self.server_cmd, names)
+        if self.sim and (self.url or self.server_cmd):
+            raise VarcasError("--sim-* flags apply to the simulator only, not to --url or --server-cmd")
+
+
+class Backend:
+    """One configuration's target: run(cfg) is one normal load run against it."""
+
+    def __init__(self, kind: str, description: str, url: str | None = None,
+                 server: ManagedServer | None = None, setup: Setup | None = None, console=None):
+        self.kind, self._description, self.url = kind, description, url
+        self.server, self.setup, self._console = server, setup, console
+
+    def describe(self) -> str:
+        return self._description
+
+    def problem(self) -> str | None:
+        """None while the backend is usable; else why not (a managed server that exited)."""
+        return self.server.exit_reason() if self.server is not None else None
+
+    def run(self, cfg: LoadConfig) -> Path:
+        """One load run (cfg.out set by the caller); returns its run directory."""
+        if self.setup is not None:
+            from ..sim.offline import simulate  # imported here: varcas.sim imports the load runner
+
+            return simulate(self.setup, cfg).run_dir
+        cfg.url = self.url
+        return run_load(cfg, self._console if not cfg.quiet else None)
+
+
+def sim_argv(sim: dict, params: dict[str, str]) -> list[str]:
+    """`varcas sim` flags for the engine settings `sim` and a configuration's params (as {NAME}
+    placeholders, filled per configuration); VarcasError for a param the simulator lacks."""
+    from ..sim.cli import ENGINE_FLAGS, build_parser
+
+    actions = {a.dest: a for a in build_parser("varcas sim")._actions if a.dest in ENGINE_FLAGS}
+    words = []
+    for name, value in sim.items():
+        words += [actions[name].option_strings[0], str(value)]
+    for name in params:
+        action = actions.get(name)
+        if action is None:
+            raise VarcasError(f"--param {name}: the simulator has no such setting (it has: {', '.join(actions)})")
+        if isinstance(action, argparse._StoreTrueAction):
+            if params[name] not in ("true", "false"):
+                raise VarcasError(f"--param {name}: values must be true or false, got {params[name]}")
+            words += [action.option_strings[0]] if params[name] == "true" else []
+        else:
+            words += [action.option_strings[0], params[name]]
+    return words
+
+
+def sim_setup(sim: dict, params: dict[str, str]) -> Setup:
+    """The simulator's resolved settings for one configuration (checks every value)."""
+    from ..sim.cli import sim_config
+    from ..sim.spawn import parse_flags
+
+    return resolve(sim_config(parse_flags(sim_argv(sim, params))))
+
+
+@contextlib.contextmanager
+def open_backend(spec: BackendSpec, params: dict[str, str], log_path: Path, console=None) -> Iterator[Backend]:
+    """Start what spec says for this configuration; stop it when the block ends (even on Ctrl-C)."""
+    spec.check(list(params))
+    if spec.url:
+        yield Backend("server", f"the server at {spec.url}", url=spec.url, console=console)
+        return
+    if spec.offline:
+        setup = sim_setup(spec.sim, params)
+        yield Backend("offline", f"simulated offline (virtual time): {setup.describe()}", setup=setup)
+        return
+    if spec.server_cmd:
+        template = P.command_template(spec.server_cmd, list(params))
+        what = "server"
+    else:
+        sim_setup(spec.sim, params)  # a bad value fails here, not as a server that will not start
+        template = [sys.executable, "-m", "varcas.sim", *sim_argv(spec.sim, {k: "{" + k + "}" for k in params}),
+                    "--host", "127.0.0.1", "--port", "{port}"]
+        what = "simulator"
+    port = free_port()
+    argv = P.fill(template, params, port)
+    with launch(argv, log_path, port=port, ready_timeout_s=spec.ready_timeout_s, env=child_env()) as server:
+        desc = f"{what} {server.model} at {server.url} (ready in {server.ready_s:.1f} s, log {log_path})"
+        yield Backend("command" if spec.server_cmd else "sim", desc, url=server.url, server=server, console=console)
+
+
+def add_backend_flags(parser) -> None:
+    """The flags that choose the backend, as one argument group."""
+    g = parser.add_argument_group("target (default: varcas's simulated vLLM server)")
+    g.add_argument("--url", help="a running server's base URL (it cannot be restarted, so no --param)")
+    g.add_argument("--server-cmd", metavar="CMD",
+                   help="server command template, e.g. 'vllm serve M --max-num-seqs {max_num_seqs} --port {port}' "
+                        "(split with shlex, no shell)")
+    g.add_argument("--offline", action="store_true", help="the simulator in virtual time: no server, seconds per run")
+    g.add_argument("--ready-timeout", dest="ready_timeout_s", type=positive_float, default=600.0,
+                   help="seconds a started server may take to become ready (default 600)")
+    g.add_argument("--sim-model", help="simulated model (default llama-2-7b)")
+    g.add_argument("--sim-gpu", help="simulated GPU (default t4)")
+    g.add_argument("--sim-quant", help="simulated quantization (default awq)")
+    g.add_argument("--sim-max-num-seqs", type=positive_int, help="simulated --max-num-seqs (default 256)")
+
+
+def backend_spec(args) -> BackendSpec:
+    """BackendSpec from the flags of add_backend_flags."""
+    sim = {"model": args.sim_model, "gpu": args.sim_gpu, "quant": args.sim_quant, "max_num_seqs": args.sim_max_num_seqs}
+    return BackendSpec(url=args.url, server_cmd=args.server_cmd, offline=args.offline,
+                       sim={k: v for k, v in sim.items() if v is not None}, ready_timeout_s=args.ready_timeout_s)

@@ -1,0 +1,86 @@
+"""`varcas optimize`: sweep server settings over workloads, then compare and recommend.
+
+    varcas optimize --param max_num_seqs=1,2,4,8,16,32 --workload chat_medium,chat_high \\
+        --duration 120 --out sweeps/t4 [--server-cmd 'vllm serve M --max-num-seqs {max_num_seqs} --port {port}']
+
+Without --server-cmd (or --url) the sweep runs varcas's simulated vLLM server with the same
+parameters; --offline runs the simulator in virtual time. Rerunning the command resumes.
+"""
+from __future__ import annotations
+
+from rich.console import Console
+
+from ..analyze.cli import parse_goodput
+from ..analyze.summary import check_goodput
+from ..cli import OneLineParser, positive_float, positive_int
+from .backend import add_backend_flags, backend_spec
+from .params import parse_param
+from .render import print_comparison
+from .results import comparison
+from .sweep import SweepInterrupted, SweepSpec, run_sweep
+
+
+def build_parser(prog: str) -> OneLineParser:
+    p = OneLineParser(prog=prog, description="Sweep server settings (vLLM flags) over workloads; compare the "
+                      "configurations and recommend one per use case.")
+    add_backend_flags(p)
+    s = p.add_argument_group("sweep")
+    s.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="a server setting and its values (repeat for a grid), e.g. max_num_seqs=1,2,4,8")
+    s.add_argument("--workload", default="chat_medium", help="comma-separated workloads (default chat_medium)")
+    s.add_argument("--duration", dest="duration_s", type=positive_float, default=120.0,
+                   help="seconds of schedule per run (default 120)")
+    s.add_argument("--rps", type=positive_float, help="request rate of every run (default: each workload's)")
+    s.add_argument("--seed", type=int, default=0, help="schedule seed (default 0)")
+    s.add_argument("--warmup", type=int, default=8, help="warm-up requests per server start (default 8; 0: none)")
+    s.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0)
+    s.add_argument("--drain-timeout", dest="drain_timeout_s", type=positive_float, default=30.0,
+                   help="seconds in-flight requests may finish after a run's schedule (default 30)")
+    s.add_argument("--out", required=True, help="sweep directory (rerun the same command to resume)")
+    s.add_argument("--quiet", action="store_true", help="no live progress per run")
+    c = p.add_argument_group("comparison")
+    c.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, vLLM's format, e.g. ttft:1000 tpot:100")
+    c.add_argument("--baseline", help="configuration id the changes are against (default: the first)")
+    c.add_argument("--roofline-model", help="model the server runs, for the roofline explanation (a real server)")
+    c.add_argument("--roofline-gpu", help="its GPU")
+    c.add_argument("--roofline-quant", default="auto", help="its quantization (default auto)")
+    return p
+
+
+def spec_from_args(args) -> SweepSpec:
+    goodput = check_goodput(parse_goodput(args.goodput)) if args.goodput else None
+    if args.warmup < 0:
+        raise_error("--warmup must be >= 0")
+    roof = None
+    if args.roofline_model or args.roofline_gpu:
+        if not (args.roofline_model and args.roofline_gpu):
+            raise_error("--roofline-model and --roofline-gpu go together")
+        roof = {"model": args.roofline_model, "gpu": args.roofline_gpu, "quant": args.roofline_quant}
+    workloads = tuple(w.strip() for w in args.workload.split(",") if w.strip())
+    if not workloads:
+        raise_error("--workload: no workload given")
+    return SweepSpec(backend=backend_spec(args), params=[parse_param(t) for t in args.param], workloads=workloads,
+                     out=args.out, duration_s=args.duration_s, rps=args.rps, seed=args.seed, warmup=args.warmup,
+                     goodput=goodput, roofline=roof, request_timeout_s=args.request_timeout_s,
+                     drain_timeout_s=args.drain_timeout_s, quiet=args.quiet)
+
+
+def raise_error(message: str):
+    from ..errors import VarcasError
+
+    raise VarcasError(message)
+
+
+def run(args) -> int:
+    console = Console(highlight=False)
+    spec = spec_from_args(args)
+    try:
+        out = run_sweep(spec, console, say=console.print)
+    except SweepInterrupted:
+        console.print(f"interrupted: finished configurations and runs are kept in {spec.out}; "
+                      "rerun the same command to resume", style="yellow")
+        return 130
+    result = comparison(out, baseline=args.baseline)
+    print_comparison(result, console)
+    console.print(f"comparison: {out / 'comparison.json'}; HTML report: varcas report {out}")
+    return 0

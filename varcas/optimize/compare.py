@@ -1,0 +1,192 @@
+"""compare(entries, digests): the sweep's table per workload, its Pareto front and the
+recommendation per use case.
+
+Every figure comes from a run's steady window (the whole run where none was found, and the row
+says so) and carries the run's saturation verdict: an overloaded configuration's latencies
+describe a growing queue, so it is shown but never recommended on latency, and never sits on
+the Pareto front. Changes are relative to the baseline configuration (the first of the grid
+unless told otherwise). Use cases, among the configurations that reached a steady state and were not overloaded:
+  interactive   best output throughput with TTFT p99 and TPOT p99 within the SLO
+  balanced      best throughput whose TTFT p99 and TPOT p99 are each within BALANCED_SLACK x
+                the lowest of any configuration
+  throughput    best output throughput, whatever the latency
+  cost          most output tokens per GPU-second (GPUs per server: tensor_parallel_size x
+                pipeline_parallel_size among the params, else 1)
+Throughputs within TIE of each other are a tie (an open-loop run at a rate every configuration
+can serve measures the offered load, not the server): ties go to the lower TTFT p99, and the
+reason says that the load did not separate them.
+"""
+from __future__ import annotations
+
+import math
+
+DEFAULT_SLO_MS = {"ttft": 1000.0, "tpot": 100.0}
+BALANCED_SLACK = 2.0
+TIE = 0.02
+# (key, label, unit, higher is better)
+METRICS = (
+    ("output_throughput", "output tokens/s", "tok/s", True),
+    ("request_throughput", "requests/s", "req/s", True),
+    ("request_goodput", "goodput", "req/s", True),
+    ("ttft_p50", "TTFT p50", "ms", False),
+    ("ttft_p99", "TTFT p99", "ms", False),
+    ("tpot_p50", "TPOT p50", "ms", False),
+    ("tpot_p99", "TPOT p99", "ms", False),
+    ("e2el_p50", "E2E p50", "ms", False),
+    ("e2el_p99", "E2E p99", "ms", False),
+)
+USE_CASES = ("interactive", "balanced", "throughput", "cost")
+
+
+def metrics_of(digest: dict) -> dict:
+    """The compared figures of one run, from its steady window (else the whole run)."""
+    s = digest["summary"]
+    block = s["steady"] if digest["scope"] == "steady" else s
+    out = {k: block.get(k) for k in ("output_throughput", "request_throughput", "request_goodput")}
+    for name in ("ttft", "tpot", "e2el"):
+        out[f"{name}_p50"] = block.get(f"median_{name}_ms")
+        out[f"{name}_p99"] = block.get(f"p99_{name}_ms")
+    return out
+
+
+def gpus_of(params: dict) -> int:
+    """GPUs one server uses, from its tensor/pipeline parallel params (1 when absent)."""
+    n = 1
+    for key in ("tensor_parallel_size", "pipeline_parallel_size"):
+        try:
+            n *= max(1, int(params.get(key, 1)))
+        except ValueError:
+            pass
+    return n
+
+
+def server_flags(params: dict) -> str:
+    """A configuration as the vLLM flags that set it: max_num_seqs=8 -> '--max-num-seqs 8'
+    (true/false params as a bare flag or nothing, vLLM's store_true style)."""
+    words = []
+    for name, value in params.items():
+        flag = "--" + name.replace("_", "-")
+        words += [flag] if value == "true" else [] if value == "false" else [flag, value]
+    return " ".join(words)
+
+
+def _change(value, base):
+    if value is None or base is None or base == 0:
+        return None
+    return value / base - 1.0
+
+
+def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: str) -> list[dict]:
+    """One row per configuration: status, verdict, figures and changes against the baseline."""
+    rows = []
+    for e in entries:
+        d = digests.get((e["id"], workload))
+        row = {"config": e["id"], "params": e["params"], "status": e["status"], "reason": e.get("reason"),
+               "run": d["path"] if d else None}
+        if d is not None:
+            s = d["summary"]
+            m = metrics_of(d)
+            gpus = gpus_of(e["params"])
+            row.update(scope=d["scope"], overloaded=s["verdict"]["overloaded"], steady=s["verdict"]["steady_state"],
+                       verdict=s["verdict"]["text"], warnings=s["warnings"], metrics=m, gpus=gpus,
+                       tokens_per_gpu_s=None if m["output_throughput"] is None else m["output_throughput"] / gpus,
+                       offered_rps=d["offered_rps"], mean_in_flight=d["mean_in_flight"],
+                       mean_input_tokens=d["mean_input_tokens"], mean_output_tokens=d["mean_output_tokens"])
+        rows.append(row)
+    base = next((r for r in rows if r["config"] == baseline and "metrics" in r), None)
+    for r in rows:
+        if "metrics" in r:
+            r["change"] = {k: _change(r["metrics"][k], base["metrics"][k]) if base else None for k, *_ in METRICS}
+    return rows
+
+
+def _trusted(row: dict) -> bool:
+    """Measured, in a steady state and not overloaded: its latencies describe the server, not a queue."""
+    return "metrics" in row and row["steady"] and not row["overloaded"]
+
+
+def _usable(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if _trusted(r) and r["metrics"]["output_throughput"] and r["metrics"]["ttft_p99"] is not None]
+
+
+def pareto(rows: list[dict]) -> list[str]:
+    """Configurations (not overloaded) that no other beats on throughput, TTFT p99 and TPOT p99 at once."""
+    pts = [(r["config"], r["metrics"]["output_throughput"], r["metrics"]["ttft_p99"],
+            r["metrics"]["tpot_p99"] if r["metrics"]["tpot_p99"] is not None else math.inf) for r in _usable(rows)]
+
+    def dominates(a, b) -> bool:
+        no_worse = a[1] >= b[1] and a[2] <= b[2] and a[3] <= b[3]
+        return no_worse and (a[1] > b[1] or a[2] < b[2] or a[3] < b[3])
+
+    return [p[0] for p in pts if not any(dominates(q, p) for q in pts if q is not p)]
+
+
+def _throughput(row: dict) -> float:
+    return row["metrics"]["output_throughput"]
+
+
+def _per_gpu(row: dict) -> float:
+    return row["tokens_per_gpu_s"]
+
+
+def _best(rows: list[dict], value) -> tuple[dict, bool]:
+    """The row with the most value(row), ties (within TIE) to the lower TTFT p99; and whether it was a tie."""
+    top = max(map(value, rows))
+    tied = [r for r in rows if value(r) >= top * (1 - TIE)]
+    return min(tied, key=lambda r: r["metrics"]["ttft_p99"]), len(tied) > 1
+
+
+def _fmt(x: float, unit: str) -> str:
+    return f"{x:,.0f} {unit}" if abs(x) >= 100 else f"{x:.3g} {unit}"
+
+
+def recommend(rows: list[dict], slo_ms: dict) -> list[dict]:
+    """Per use case: a configuration (None where nothing qualifies), the server flags that set it,
+    and the reason in one sentence."""
+    usable = _usable(rows)
+    unfit = [r["config"] for r in rows if "metrics" in r and not _trusted(r)]
+    if not usable:
+        why = ("no configuration kept up with this rate (overloaded, or no steady state: " + ", ".join(unfit)
+               + "): lower --rps, or find each one's capacity with varcas sweep-rate"
+               if unfit else "no configuration produced a complete run")
+        return [{"use_case": u, "config": None, "reason": why} for u in USE_CASES]
+    tie_note = " (configurations within 2% served the same offered load; the tie went to the lower TTFT p99)"
+    out = []
+    ttft_slo, tpot_slo = slo_ms.get("ttft", math.inf), slo_ms.get("tpot", math.inf)
+    within = [r for r in usable if r["metrics"]["ttft_p99"] <= ttft_slo
+              and (r["metrics"]["tpot_p99"] or 0.0) <= tpot_slo]
+    if within:
+        r, tie = _best(within, _throughput)
+        out.append({"use_case": "interactive", "config": r["config"], "reason":
+                    f"highest output throughput ({_fmt(r['metrics']['output_throughput'], 'tok/s')}) with TTFT p99 "
+                    f"{_fmt(r['metrics']['ttft_p99'], 'ms')} and TPOT p99 {_fmt(r['metrics']['tpot_p99'] or 0, 'ms')} "
+                    f"within the SLO (TTFT <= {ttft_slo:g} ms, TPOT <= {tpot_slo:g} ms)" + (tie_note if tie else "")})
+    else:
+        out.append({"use_case": "interactive", "config": None, "reason":
+                    f"no configuration kept TTFT p99 <= {ttft_slo:g} ms and TPOT p99 <= {tpot_slo:g} ms at this rate"})
+    low_ttft = min(r["metrics"]["ttft_p99"] for r in usable)
+    low_tpot = min(r["metrics"]["tpot_p99"] or 0.0 for r in usable)
+    near = [r for r in usable if r["metrics"]["ttft_p99"] <= BALANCED_SLACK * low_ttft
+            and (r["metrics"]["tpot_p99"] or 0.0) <= BALANCED_SLACK * max(low_tpot, 1e-9)]
+    r, tie = _best(near, _throughput)
+    out.append({"use_case": "balanced", "config": r["config"], "reason":
+                f"highest output throughput ({_fmt(r['metrics']['output_throughput'], 'tok/s')}) among configurations "
+                f"whose TTFT p99 and TPOT p99 stay within {BALANCED_SLACK:g}x the lowest seen "
+                f"({_fmt(low_ttft, 'ms')}, {_fmt(low_tpot, 'ms')})" + (tie_note if tie else "")})
+    r, tie = _best(usable, _throughput)
+    out.append({"use_case": "throughput", "config": r["config"], "reason":
+                f"highest output throughput of the configurations that kept up with the load "
+                f"({_fmt(r['metrics']['output_throughput'], 'tok/s')}), at TTFT p99 {_fmt(r['metrics']['ttft_p99'], 'ms')}"
+                + (tie_note if tie else "")})
+    r, tie = _best(usable, _per_gpu)
+    gpus = "one GPU" if r["gpus"] == 1 else f"{r['gpus']} GPUs"
+    out.append({"use_case": "cost", "config": r["config"], "reason":
+                f"most output tokens per GPU-second ({_fmt(r['tokens_per_gpu_s'], 'tok/s')} on {gpus})"
+                + (tie_note if tie else "")})
+    flags = {r["config"]: server_flags(r["params"]) for r in rows}
+    for rec in out:
+        rec["flags"] = flags.get(rec["config"])
+    if unfit:
+        for rec in out:
+            rec["reason"] += f"; not considered (overloaded or no steady state at this rate): {', '.join(unfit)}"
+    return out

@@ -1,0 +1,69 @@
+"""The comparison on the console: per workload, metric x configuration with the change
+against the baseline, each configuration's verdict, the Pareto front, the recommendation per
+use case and the roofline explanation."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .compare import METRICS
+
+
+def cell(value, change) -> str:
+    """'1,234 (+12%)': the value and its change against the baseline."""
+    if value is None:
+        return "-"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return text if change is None or abs(change) < 0.0005 else f"{text} ({change:+.0%})"
+
+
+def print_comparison(result: dict, console: Console) -> None:
+    for workload, entry in result["workloads"].items():
+        rows = entry["rows"]
+        t = Table(title=f"{workload}: steady-window figures, change against {result['baseline']}", title_justify="left")
+        t.add_column("metric")
+        for r in rows:
+            t.add_column(r["config"], justify="right")
+        for key, label, unit, _ in METRICS:
+            t.add_row(f"{label} ({unit})", *(cell(r["metrics"][key], r["change"][key]) if "metrics" in r else "-"
+                                              for r in rows))
+        t.add_row("verdict", *(_verdict(r) for r in rows))
+        console.print(t)
+        console.print(f"Pareto front (throughput vs TTFT p99 and TPOT p99): {', '.join(entry['pareto']) or 'none'}")
+        rec = Table(title=f"{workload}: recommendation", title_justify="left")
+        rec.add_column("use case")
+        rec.add_column("configuration")
+        rec.add_column("server flags")
+        rec.add_column("why")
+        for r in entry["recommendations"]:
+            rec.add_row(r["use_case"], r["config"] or "-", r.get("flags") or "-", r["reason"])
+        console.print(rec)
+        if entry.get("roofline"):
+            console.print(_roofline_table(entry["roofline"]))
+        elif entry.get("roofline_note"):
+            console.print(entry["roofline_note"])
+
+
+def _verdict(row: dict) -> str:
+    if row["status"] == "failed":
+        return f"failed: {row['reason']}"
+    if "metrics" not in row:
+        return row["status"]
+    if row["overloaded"]:
+        return "OVERLOADED"
+    return "steady" if row["steady"] else "no steady state"
+
+
+def _roofline_table(roof: dict) -> Table:
+    t = Table(title=f"roofline (model prediction, {roof['model']} {roof['precision']} on {roof['gpu']}) "
+                    "vs measured", title_justify="left")
+    for head in ("config", "batch", "decode AI", "bound", "predicted tok/s", "achieved batch",
+                 "predicted tok/s there", "measured tok/s", "measured / predicted"):
+        t.add_column(head, justify="right")
+    for p in roof["points"]:
+        frac = p["measured_fraction"]
+        t.add_row(p["config"], str(p["batch"]), f"{p['decode_ai']:.1f}", p["decode_bound"],
+                  f"{p['predicted_tokens_per_s']:,.0f}", str(p["achieved_batch"]),
+                  f"{p['predicted_tokens_per_s_achieved']:,.0f}", cell(p["measured_tokens_per_s"], None),
+                  "-" if frac is None else f"{frac:.0%}")
+    return t

@@ -1,0 +1,213 @@
+"""run_sweep(spec): every configuration of a parameter grid, each workload a normal load run.
+
+Per configuration: start the backend (backend.open_backend: a server from the command
+template, or the simulator), warm it up with a few short requests, run each workload into its
+own run directory, stop the server (SIGTERM, then SIGKILL), go on. A server that never becomes
+ready, or exits during a run, or a run that cannot start, marks that configuration failed with
+the reason; the sweep goes on. Ctrl-C (or SIGTERM) ends the current run as `varcas load` does
+(in-flight requests drain, everything recorded is kept), stops the server and ends the sweep
+with status interrupted. Running the same command again resumes: configurations whose runs all
+completed are skipped, an unfinished run is moved aside (kept as <workload>.partial-N) and redone,
+failed configurations are retried. The layout is sweepdir's.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .. import __version__, rundir
+from ..errors import VarcasError
+from ..load.runner import LoadConfig
+from ..load.workloads import load_workload
+from . import sweepdir
+from .backend import BackendSpec, open_backend, sim_setup
+from .digest import digest
+from .params import config_id, grid
+from .server import ServerStartError
+
+WARMUP_INPUT, WARMUP_OUTPUT = 64, 16
+
+
+class SweepInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the sweep; everything finished so far is on disk."""
+
+
+@dataclass
+class SweepSpec:
+    backend: BackendSpec
+    params: list  # [(name, (value, ...)), ...] in --param order
+    workloads: tuple
+    out: str
+    duration_s: float = 120.0
+    rps: float | None = None  # None: each workload's own rate
+    seed: int = 0
+    warmup: int = 8
+    goodput: dict | None = None
+    roofline: dict | None = None  # {model, gpu, quant} for the explanation of a real server
+    request_timeout_s: float = 600.0
+    drain_timeout_s: float = 30.0
+    quiet: bool = False
+    configs: list = field(init=False, default_factory=list)
+    names: dict = field(init=False, default_factory=dict)  # workload as given -> its name (the run's directory)
+
+    def identity(self) -> dict:
+        """What makes two sweeps the same (a resumed sweep must match it)."""
+        return {"backend": self.backend.public(), "params": [[n, list(v)] for n, v in self.params],
+                "workloads": list(self.workloads), "duration_s": self.duration_s, "rps": self.rps,
+                "seed": self.seed, "warmup": self.warmup}
+
+
+def prepare(spec: SweepSpec) -> Path:
+    """Check every input before anything starts; create or reopen the sweep directory."""
+    spec.backend.check([name for name, _ in spec.params])
+    spec.names = {w: load_workload(w).name for w in spec.workloads}
+    if len(set(spec.names.values())) != len(spec.names):
+        raise VarcasError(f"--workload: two workloads share a name ({', '.join(spec.names.values())})")
+    spec.configs = [(config_id(p), p) for p in grid(spec.params)]
+    if spec.backend.kind in ("sim", "offline"):
+        for _, params in spec.configs:
+            sim_setup(spec.backend.sim, params)
+    out = Path(spec.out)
+    ident = spec.identity()
+    if sweepdir.is_sweep(out):
+        old = sweepdir.read_sweep(out)
+        diff = [k for k in ident if old.get("identity", {}).get(k) != ident[k]]
+        if diff:
+            raise VarcasError(f"{out}: a sweep with other settings ({', '.join(diff)}); rerun it with the same "
+                              f"flags to resume, or choose another --out")
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VarcasError(f"--out {out}: exists and is not a sweep directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        rundir.write_json(out / sweepdir.SWEEP_FILE, {
+            "sweep_version": sweepdir.SWEEP_VERSION, "varcas_version": __version__, "identity": ident,
+            "configs": [[cid, p] for cid, p in spec.configs], "workloads": list(spec.names.values()),
+            "goodput": spec.goodput, "roofline": spec.roofline, "backend": spec.backend.public(),
+            "updated_at": _now()})
+    except OSError as exc:
+        raise VarcasError(f"--out {out}: cannot write ({exc.strerror})") from None
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises KeyboardInterrupt, so servers are stopped on the way out as for Ctrl-C.
+    The returned function re-arms it (a load run's event loop resets the handler when it ends)."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def arm():
+        signal.signal(signal.SIGTERM, raise_interrupt)
+
+    arm()
+    try:
+        yield arm
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
+    """Run (or resume) the sweep; returns its directory. Raises SweepInterrupted on Ctrl-C/SIGTERM."""
+    out = prepare(spec)
+    with sigterm_as_interrupt() as rearm:
+        for n, (cid, params) in enumerate(spec.configs, 1):
+            state = sweepdir.read_config(out, cid)
+            if state and state["status"] == "complete" and all(
+                    sweepdir.run_complete(out / cid / name) for name in spec.names.values()):
+                say(f"[{n}/{len(spec.configs)}] {cid}: done earlier, skipped")
+                continue
+            say(f"[{n}/{len(spec.configs)}] {cid}: starting")
+            state = _run_config(spec, out, cid, params, console, rearm, say)
+            say(f"[{n}/{len(spec.configs)}] {cid}: {state['status']}"
+                + (f" ({state['reason']})" if state.get("reason") else ""))
+            if state["status"] == "interrupted":
+                raise SweepInterrupted(cid)
+    return out
+
+
+def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rearm, say) -> dict:
+    cdir = out / cid
+    cdir.mkdir(exist_ok=True)
+    state = {"id": cid, "params": params, "status": "running", "reason": None, "started_at": _now(), "runs": {}}
+    sweepdir.write_config(out, state)
+    log = cdir / "server.log"
+    try:
+        with open_backend(spec.backend, params, log, console) as backend:
+            if backend.server is not None:
+                state["server"] = {"argv": backend.server.argv, "log": log.name, "ready_s": backend.server.ready_s,
+                                   "url": backend.server.url, "model": backend.server.model, "pid": backend.server.pid}
+                sweepdir.write_config(out, state)
+            say(f"    {backend.describe()}")
+            stage = "the warm-up"
+            try:
+                if backend.kind != "offline" and spec.warmup:
+                    _warm_up(spec, backend, cdir)
+                for workload, stage in spec.names.items():
+                    state["runs"][stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
+                    sweepdir.write_config(out, state)
+                    if state["runs"][stage] == "interrupted":
+                        state["status"] = "interrupted"
+                        break
+                    if problem := backend.problem():
+                        state.update(status="failed", reason=f"{problem} (during {stage})")
+                        break
+                else:
+                    state["status"] = "complete"
+            except VarcasError as exc:  # e.g. the server stopped answering: say so if it died
+                problem = backend.problem()
+                state.update(status="failed", reason=f"{problem} (during {stage})" if problem else str(exc))
+    except ServerStartError as exc:
+        state.update(status="failed", reason=exc.reason, log_tail=exc.log_tail)
+    except VarcasError as exc:
+        state.update(status="failed", reason=str(exc))
+    except KeyboardInterrupt:
+        state["status"] = "interrupted"
+    finally:
+        if state["status"] == "running":  # an unexpected exception: record it, then let it go
+            state.update(status="failed", reason="varcas stopped with an internal error")
+        state["ended_at"] = _now()
+        sweepdir.write_config(out, state)
+    return state
+
+
+def _warm_up(spec: SweepSpec, backend, cdir: Path) -> None:
+    """A few short requests first (compilation, caches), into a throwaway run directory."""
+    import shutil
+
+    wdir = cdir / "warmup"
+    shutil.rmtree(wdir, ignore_errors=True)
+    backend.run(LoadConfig(workload=spec.workloads[0], num_requests=spec.warmup, rps=float(spec.warmup),
+                           input_len=WARMUP_INPUT, output_len=WARMUP_OUTPUT, out=str(wdir), quiet=True,
+                           seed=spec.seed, request_timeout_s=spec.request_timeout_s,
+                           drain_timeout_s=spec.request_timeout_s))
+
+
+def _run_workload(spec: SweepSpec, backend, run_dir: Path, workload: str, rearm) -> str:
+    """One workload's run (skipped if complete); returns the run's status."""
+    if sweepdir.run_complete(run_dir):
+        return "complete"
+    if run_dir.exists():
+        k = 1
+        while run_dir.with_name(f"{run_dir.name}.partial-{k}").exists():
+            k += 1
+        run_dir.rename(run_dir.with_name(f"{run_dir.name}.partial-{k}"))
+    cfg = LoadConfig(workload=workload, rps=spec.rps, duration_s=spec.duration_s, seed=spec.seed,
+                     out=str(run_dir), quiet=spec.quiet, request_timeout_s=spec.request_timeout_s,
+                     drain_timeout_s=spec.drain_timeout_s)
+    try:
+        backend.run(cfg)
+    finally:
+        rearm()
+    status = rundir.read_manifest(run_dir).get("status", "failed")
+    if status == "complete":
+        digest(run_dir, spec.goodput)  # cached now, so reading the sweep later is instant
+    return status

@@ -1,0 +1,79 @@
+"""The sweep directory: what `varcas optimize` writes and every later reader relies on.
+
+    OUT/sweep.json                the spec (backend, params, workloads, duration, rate, seed,
+                                  SLOs, roofline model) and the configuration ids in grid order
+    OUT/<config-id>/config.json   params, status (pending, running, complete, failed,
+                                  interrupted), the reason of a failure, the server's argv, log
+                                  and readiness time, and the status of each workload's run
+    OUT/<config-id>/server.log    the server's stdout and stderr (a started server only)
+    OUT/<config-id>/<workload>/   a normal run directory (what `varcas load --out` writes)
+    OUT/<config-id>/<workload>.partial-N/   an earlier, unfinished attempt, kept
+    OUT/comparison.json           the comparison, recommendation and roofline explanation
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import rundir
+from ..errors import VarcasError
+
+SWEEP_FILE = "sweep.json"
+CONFIG_FILE = "config.json"
+COMPARISON_FILE = "comparison.json"
+SWEEP_VERSION = 1
+
+
+def is_sweep(path) -> bool:
+    return (Path(path) / SWEEP_FILE).is_file()
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from path, or a one-line VarcasError naming `what`."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise VarcasError(f"{path}: missing ({what})") from None
+    except (OSError, ValueError) as exc:
+        raise VarcasError(f"{path}: unreadable {what} ({exc.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise VarcasError(f"{path}: unreadable {what} (not a JSON object)")
+    return data
+
+
+def read_sweep(path) -> dict:
+    """sweep.json, version-checked."""
+    data = read_json(Path(path) / SWEEP_FILE, "sweep spec")
+    if data.get("sweep_version") != SWEEP_VERSION:
+        raise VarcasError(f"{path}: sweep format {data.get('sweep_version')!r}, this varcas reads {SWEEP_VERSION}")
+    return data
+
+
+def read_config(sweep: Path, config_id: str) -> dict | None:
+    """A configuration's config.json, or None before it was first tried."""
+    path = Path(sweep) / config_id / CONFIG_FILE
+    return read_json(path, "configuration state") if path.is_file() else None
+
+
+def write_config(sweep: Path, state: dict) -> None:
+    rundir.write_json(Path(sweep) / state["id"] / CONFIG_FILE, state)
+
+
+def run_complete(run_dir: Path) -> bool:
+    """A finished run directory: run.json says complete and the Parquet file is there."""
+    try:
+        return rundir.read_manifest(run_dir).get("status") == "complete" and (run_dir / rundir.PARQUET).is_file()
+    except VarcasError:
+        return False
+
+
+def entries(sweep: Path) -> list[dict]:
+    """Every configuration of the sweep in grid order: id, params, status, reason, runs {workload: dir}."""
+    spec = read_sweep(sweep)
+    out = []
+    for cid, params in spec["configs"]:
+        state = read_config(sweep, cid) or {"status": "pending"}
+        runs = {w: Path(sweep) / cid / w for w in spec["workloads"] if run_complete(Path(sweep) / cid / w)}
+        out.append({"id": cid, "params": params, "status": state["status"], "reason": state.get("reason"),
+                    "runs": runs, "server": state.get("server")})
+    return out

@@ -1,0 +1,202 @@
+"""`varcas pipeline`: the seed report's whole workflow in one command, into one directory.
+
+    varcas pipeline --model llama-2-7b --gpu t4 --quant awq [--url URL | --server-cmd CMD | --offline] --out DIR
+
+Steps, each recorded in DIR/pipeline.json with its status (a failed step is reported, the
+others still run; rerunning the command skips what finished):
+  1. roofline   static roofline of prefill and decode (DIR/roofline/roofline.json and .txt)
+  2. load       a load test per workload against the server as it stands (DIR/load/<workload>/);
+                a started server (or the simulator) runs with vLLM's default --max-num-seqs
+  3. sweep      the batch sweep, max_num_seqs over --batch-sizes (DIR/sweep/, varcas optimize's
+                layout); needs a server varcas can restart: --server-cmd or the simulator
+  4. report     DIR/report.html and DIR/REPORT.md
+Without --url or --server-cmd the target is varcas's simulated vLLM server running the same
+model, GPU and quantization, and every output says so.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from pathlib import Path
+
+from rich.console import Console
+
+from . import rundir
+from .cli import OneLineParser, positive_float
+from .errors import VarcasError
+from .load.runner import LoadConfig
+from .load.workloads import load_workload
+from .optimize import sweepdir
+from .optimize.backend import BackendSpec, add_backend_flags, backend_spec, open_backend
+from .optimize.explain import DEFAULT_MAX_NUM_SEQS
+from .optimize.results import comparison
+from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
+
+PIPELINE_FILE = "pipeline.json"
+DEFAULT_BATCHES = "1,2,4,8,16,32"
+
+
+def build_parser(prog: str) -> OneLineParser:
+    p = OneLineParser(prog=prog, description="Static roofline, a load test per workload, the batch-size sweep "
+                      "and the report, into one directory.")
+    m = p.add_argument_group("what the server runs")
+    m.add_argument("--model", required=True, help="model (shipped name or config.json path), e.g. llama-2-7b")
+    m.add_argument("--gpu", required=True, help="GPU, e.g. t4")
+    m.add_argument("--quant", default="auto", help="quantization, e.g. awq (default auto)")
+    add_backend_flags(p)
+    w = p.add_argument_group("workflow")
+    w.add_argument("--workload", default="chat_medium,chat_high", help="comma-separated workloads "
+                   "(default chat_medium,chat_high)")
+    w.add_argument("--batch-sizes", default=DEFAULT_BATCHES, help=f"max_num_seqs values to sweep (default {DEFAULT_BATCHES})")
+    w.add_argument("--duration", dest="duration_s", type=positive_float, default=120.0,
+                   help="seconds of schedule per run (default 120)")
+    w.add_argument("--rps", type=positive_float, help="request rate of every run (default: each workload's)")
+    w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100")
+    w.add_argument("--seed", type=int, default=0, help="schedule seed (default 0)")
+    w.add_argument("--out", required=True, help="pipeline directory (rerun the same command to resume)")
+    w.add_argument("--quiet", action="store_true", help="no live progress per run")
+    return p
+
+
+def _check(args) -> tuple[BackendSpec, tuple, list]:
+    from . import roofline
+
+    if any(getattr(args, f"sim_{k}") is not None for k in ("model", "gpu", "quant")):
+        raise VarcasError("pipeline: --model/--gpu/--quant say what the simulator runs; drop the --sim-* flags")
+    roofline.model(args.model, args.quant)  # unknown model or quantization: one line, now
+    roofline.hardware(args.gpu)
+    spec = backend_spec(args)
+    spec.check(["max_num_seqs"] if not spec.url else [])  # the sweep fills {max_num_seqs}
+    if not (spec.url or spec.server_cmd):
+        spec.sim = {**spec.sim, "model": args.model, "gpu": args.gpu, "quant": args.quant}
+    workloads = tuple(w.strip() for w in args.workload.split(",") if w.strip())
+    names = [load_workload(w).name for w in workloads]
+    if len(set(names)) != len(names):
+        raise VarcasError(f"--workload: two workloads share a name ({', '.join(names)})")
+    try:
+        batches = sorted({int(b) for b in args.batch_sizes.split(",")})
+    except ValueError:
+        raise VarcasError(f"--batch-sizes: expected integers like 1,2,4,8, got {args.batch_sizes!r}") from None
+    if not workloads or not batches or batches[0] < 1:
+        raise VarcasError("pipeline: need at least one workload and batch sizes >= 1")
+    return spec, workloads, batches
+
+
+def run(args) -> int:
+    console = Console(highlight=False)
+    spec, workloads, batches = _check(args)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VarcasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    state_path = out / PIPELINE_FILE
+    state = sweepdir.read_json(state_path, "pipeline state") if state_path.is_file() else {}
+    state.update(model=args.model, gpu=args.gpu, quant=args.quant, target=_target_text(spec, args),
+                 workloads=list(workloads), batch_sizes=batches, steps=state.get("steps", {}))
+    save = lambda: rundir.write_json(state_path, state)  # noqa: E731 - a one-line closure
+    save()
+    goodput = None
+    if args.goodput:
+        from .analyze.cli import parse_goodput
+        from .analyze.summary import check_goodput
+
+        goodput = check_goodput(parse_goodput(args.goodput))
+    try:
+        console.print(f"1/4 roofline: {args.model} ({args.quant}) on {args.gpu}")
+        state["steps"]["roofline"] = _roofline(args, out / "roofline")
+        save()
+        console.print(f"2/4 load tests against {state['target']}")
+        state["steps"]["load"] = _load(spec, args, workloads, out / "load", console, state, save)
+        console.print(f"3/4 batch sweep, max_num_seqs in {batches}")
+        state["steps"]["sweep"] = _sweep(spec, args, workloads, batches, goodput, out / "sweep", console)
+        save()
+    except (KeyboardInterrupt, SweepInterrupted):
+        save()
+        console.print(f"interrupted: what finished is kept in {out}; rerun the same command to resume", style="yellow")
+        return 130
+    console.print("4/4 report")
+    from .report.cli import write_report
+
+    html, md = write_report(out)
+    state["steps"]["report"] = {"status": "complete", "html": html.name, "markdown": md.name}
+    save()
+    console.print(f"done: {html} and {md}")
+    return 0
+
+
+def _target_text(spec: BackendSpec, args) -> str:
+    if spec.url:
+        return f"the server at {spec.url}"
+    if spec.server_cmd:
+        return f"servers started with: {spec.server_cmd}"
+    mode = "offline, in virtual time" if spec.offline else "served"
+    return f"varcas's simulated vLLM server ({mode}): {args.model} {args.quant} on {args.gpu}, not a real GPU"
+
+
+def _roofline(args, rdir: Path) -> dict:
+    """`varcas roofline` for the model and GPU, its text and JSON kept."""
+    from .roofline import cli as roofline_cli
+
+    rdir.mkdir(exist_ok=True)
+    argv = ["--model", args.model, "--gpu", args.gpu, "--quant", args.quant, "--batch", args.batch_sizes,
+            "--prompt", "128,512", "--context", "512,2048", "--json", str(rdir / "roofline.json")]
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        roofline_cli.run(roofline_cli.build_parser("varcas roofline").parse_args(argv))
+    (rdir / "roofline.txt").write_text(text.getvalue())
+    return {"status": "complete", "json": "roofline/roofline.json", "text": "roofline/roofline.txt"}
+
+
+def _load(spec: BackendSpec, args, workloads, ldir: Path, console, state, save) -> dict:
+    """One load run per workload against one server (vLLM's default max_num_seqs where varcas starts it)."""
+    results = state["steps"].get("load", {})
+    names = {w: load_workload(w).name for w in workloads}  # a run's directory is its workload's name
+    todo = [w for w in workloads if not sweepdir.run_complete(ldir / names[w])]
+    for w in workloads:
+        if w not in todo:
+            results[names[w]] = {"status": "complete", "run": f"load/{names[w]}"}
+    if not todo:
+        return results
+    ldir.mkdir(exist_ok=True)
+    params = {} if spec.url else {"max_num_seqs": str(DEFAULT_MAX_NUM_SEQS)}
+    try:
+        with open_backend(spec, params, ldir / "server.log", console) as backend:
+            console.print(f"    {backend.describe()}")
+            for w in todo:
+                name = names[w]
+                run_dir = ldir / name
+                if run_dir.exists():
+                    shutil.rmtree(run_dir)  # an unfinished attempt of this step: redo it
+                backend.run(LoadConfig(workload=w, rps=args.rps, duration_s=args.duration_s, seed=args.seed,
+                                       out=str(run_dir), quiet=args.quiet))
+                status = rundir.read_manifest(run_dir).get("status")
+                results[name] = {"status": status, "run": f"load/{name}"}
+                state["steps"]["load"] = results
+                save()
+                if status == "interrupted":
+                    raise KeyboardInterrupt
+                if problem := backend.problem():
+                    results[name].update(status="failed", reason=problem)
+                    break
+    except VarcasError as exc:
+        for w in todo:
+            if results.get(names[w], {}).get("status") != "complete":
+                results[names[w]] = {"status": "failed", "reason": str(exc)}
+    return results
+
+
+def _sweep(spec: BackendSpec, args, workloads, batches, goodput, sdir: Path, console) -> dict:
+    if spec.url:
+        return {"status": "skipped", "reason": "a server at --url cannot be restarted with other --max-num-seqs; "
+                "pass --server-cmd (or no target: the simulator) to sweep batch sizes"}
+    sweep = SweepSpec(backend=spec, params=[("max_num_seqs", tuple(str(b) for b in batches))], workloads=workloads,
+                      out=str(sdir), duration_s=args.duration_s, rps=args.rps, seed=args.seed, goodput=goodput,
+                      roofline={"model": args.model, "gpu": args.gpu, "quant": args.quant}, quiet=args.quiet)
+    run_sweep(sweep, console, say=console.print)
+    result = comparison(sdir)
+    from .optimize.render import print_comparison
+
+    print_comparison(result, console)
+    return {"status": "complete", "dir": "sweep"}
