@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.console import Console
@@ -95,7 +96,10 @@ def run(args) -> int:
     state = sweepdir.read_json(state_path, "pipeline state") if state_path.is_file() else {}
     state.update(model=args.model, gpu=args.gpu, quant=args.quant, target=_target_text(spec, args),
                  workloads=list(workloads), batch_sizes=batches, steps=state.get("steps", {}))
-    save = lambda: rundir.write_json(state_path, state)  # noqa: E731 - a one-line closure
+    def save() -> None:
+        state["updated_at"] = datetime.now(timezone.utc).isoformat()
+        rundir.write_json(state_path, state)
+
     save()
     goodput = None
     if args.goodput:
@@ -117,7 +121,7 @@ def run(args) -> int:
         console.print(f"interrupted: what finished is kept in {out}; rerun the same command to resume", style="yellow")
         return 130
     console.print("4/4 report")
-    from .report.cli import write_report
+    from .report import write_report
 
     html, md = write_report(out)
     state["steps"]["report"] = {"status": "complete", "html": html.name, "markdown": md.name}

@@ -72,11 +72,15 @@ def test_cost_divides_by_the_gpus_a_server_uses():
     assert "250" not in recs["cost"]["reason"] and "300 tok/s" in recs["cost"]["reason"]
 
 
-def test_nothing_usable_says_why():
-    rows = rows_for({"1": (50.0, 9e4, 15.0, {"overloaded": True}), "8": (90.0, 5e4, 20.0, {"overloaded": True})})
-    recs = compare.recommend(rows, {})
-    assert all(r["config"] is None for r in recs)
-    assert "no steady state: 1, 8" in recs[0]["reason"] and "sweep-rate" in recs[0]["reason"]
+def test_when_nothing_kept_up_latency_use_cases_have_no_answer_and_throughput_is_capacity():
+    rows = rows_for({"1": (50.0, 9e4, 15.0, {"overloaded": True}), "8": (90.0, 5e4, 20.0, {"steady": False}),
+                     "16": (89.0, 4e4, 25.0, {"overloaded": True})})
+    recs = {r["use_case"]: r for r in compare.recommend(rows, {})}
+    assert recs["interactive"]["config"] is None and recs["balanced"]["config"] is None
+    assert "no steady state: 1, 8, 16" in recs["interactive"]["reason"] and "sweep-rate" in recs["interactive"]["reason"]
+    assert recs["throughput"]["config"] == "8" and recs["cost"]["config"] == "8"  # no tie-break on queue latency
+    assert "while saturated" in recs["throughput"]["reason"] and "TTFT" not in recs["throughput"]["reason"]
+    assert "90 tok/s" in recs["throughput"]["reason"]
 
 
 def test_failed_configuration_has_a_row_without_figures():

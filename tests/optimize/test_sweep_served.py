@@ -115,3 +115,21 @@ def test_interrupted_sweep_exits_130_keeps_results_and_stops_the_server(tmp_path
     manifest = rundir.read_manifest(out / "max_num_seqs-2" / "short")
     assert manifest["status"] == "interrupted" and manifest["counts"]["sent"] > 0
     assert not (out / "max_num_seqs-8").exists()  # the sweep stopped
+
+
+def test_a_port_taken_fails_the_configuration_without_starting_a_server(tmp_path, monkeypatch):
+    import socket
+
+    from varcas.optimize import backend
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setattr(backend, "free_port", lambda: port)  # as if another program took it first
+        out = tmp_path / "sw"
+        run_sweep(served(out, BackendSpec(sim=FAST_SIM), values="2"), say=lambda _: None)
+    state = json.loads((out / "max_num_seqs-2" / "config.json").read_text())
+    assert state["status"] == "failed"
+    assert state["reason"] == f"port {port} on 127.0.0.1 is already in use by another process"
+    assert "server" not in state and not (out / "max_num_seqs-2" / "short").exists()

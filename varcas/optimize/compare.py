@@ -12,6 +12,10 @@ unless told otherwise). Use cases, among the configurations that reached a stead
   throughput    best output throughput, whatever the latency
   cost          most output tokens per GPU-second (GPUs per server: tensor_parallel_size x
                 pipeline_parallel_size among the params, else 1)
+When no configuration kept up with the rate, interactive and balanced have no answer (the
+reason says to lower the rate or run `varcas sweep-rate`), while throughput and cost are chosen
+among the saturated runs: a saturated server's throughput is its capacity, and only that figure
+of theirs is used.
 Throughputs within TIE of each other are a tie (an open-loop run at a rate every configuration
 can serve measures the offered load, not the server): ties go to the lower TTFT p99, and the
 reason says that the load did not separate them.
@@ -81,8 +85,9 @@ def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: s
     rows = []
     for e in entries:
         d = digests.get((e["id"], workload))
+        run = e.get("runs", {}).get(workload) or (d and d["path"])  # where the run is now
         row = {"config": e["id"], "params": e["params"], "status": e["status"], "reason": e.get("reason"),
-               "run": d["path"] if d else None}
+               "run": str(run) if d else None}
         if d is not None:
             s = d["summary"]
             m = metrics_of(d)
@@ -100,13 +105,13 @@ def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: s
     return rows
 
 
-def _trusted(row: dict) -> bool:
+def trusted(row: dict) -> bool:
     """Measured, in a steady state and not overloaded: its latencies describe the server, not a queue."""
     return "metrics" in row and row["steady"] and not row["overloaded"]
 
 
 def _usable(rows: list[dict]) -> list[dict]:
-    return [r for r in rows if _trusted(r) and r["metrics"]["output_throughput"] and r["metrics"]["ttft_p99"] is not None]
+    return [r for r in rows if trusted(r) and r["metrics"]["output_throughput"] and r["metrics"]["ttft_p99"] is not None]
 
 
 def pareto(rows: list[dict]) -> list[str]:
@@ -129,64 +134,87 @@ def _per_gpu(row: dict) -> float:
     return row["tokens_per_gpu_s"]
 
 
-def _best(rows: list[dict], value) -> tuple[dict, bool]:
-    """The row with the most value(row), ties (within TIE) to the lower TTFT p99; and whether it was a tie."""
+def _best(rows: list[dict], value, by_latency: bool = True) -> tuple[dict, bool]:
+    """The row with the most value(row), ties (within TIE) to the lower TTFT p99, and whether it
+    was a tie; without by_latency (latencies that describe a queue) simply the most."""
+    if not by_latency:
+        return max(rows, key=value), False
     top = max(map(value, rows))
     tied = [r for r in rows if value(r) >= top * (1 - TIE)]
-    return min(tied, key=lambda r: r["metrics"]["ttft_p99"]), len(tied) > 1
+    ttft = [r["metrics"]["ttft_p99"] for r in tied]
+    return min(zip(tied, ttft), key=lambda p: (p[1] is None, p[1] or 0.0))[0], len(tied) > 1
 
 
 def _fmt(x: float, unit: str) -> str:
     return f"{x:,.0f} {unit}" if abs(x) >= 100 else f"{x:.3g} {unit}"
 
 
-def recommend(rows: list[dict], slo_ms: dict) -> list[dict]:
-    """Per use case: a configuration (None where nothing qualifies), the server flags that set it,
-    and the reason in one sentence."""
-    usable = _usable(rows)
-    unfit = [r["config"] for r in rows if "metrics" in r and not _trusted(r)]
+TIE_NOTE = " (configurations within 2% served the same offered load; the tie went to the lower TTFT p99)"
+
+
+def _latency_picks(usable: list[dict], slo_ms: dict, why_none: str) -> list[dict]:
+    """interactive and balanced: only configurations whose latencies describe the server."""
     if not usable:
-        why = ("no configuration kept up with this rate (overloaded, or no steady state: " + ", ".join(unfit)
-               + "): lower --rps, or find each one's capacity with varcas sweep-rate"
-               if unfit else "no configuration produced a complete run")
-        return [{"use_case": u, "config": None, "reason": why} for u in USE_CASES]
-    tie_note = " (configurations within 2% served the same offered load; the tie went to the lower TTFT p99)"
-    out = []
+        return [{"use_case": u, "config": None, "reason": why_none} for u in ("interactive", "balanced")]
     ttft_slo, tpot_slo = slo_ms.get("ttft", math.inf), slo_ms.get("tpot", math.inf)
-    within = [r for r in usable if r["metrics"]["ttft_p99"] <= ttft_slo
-              and (r["metrics"]["tpot_p99"] or 0.0) <= tpot_slo]
+    within = [r for r in usable if r["metrics"]["ttft_p99"] <= ttft_slo and (r["metrics"]["tpot_p99"] or 0.0) <= tpot_slo]
     if within:
         r, tie = _best(within, _throughput)
-        out.append({"use_case": "interactive", "config": r["config"], "reason":
-                    f"highest output throughput ({_fmt(r['metrics']['output_throughput'], 'tok/s')}) with TTFT p99 "
-                    f"{_fmt(r['metrics']['ttft_p99'], 'ms')} and TPOT p99 {_fmt(r['metrics']['tpot_p99'] or 0, 'ms')} "
-                    f"within the SLO (TTFT <= {ttft_slo:g} ms, TPOT <= {tpot_slo:g} ms)" + (tie_note if tie else "")})
+        interactive = {"use_case": "interactive", "config": r["config"], "reason":
+                       f"highest output throughput ({_fmt(_throughput(r), 'tok/s')}) with TTFT p99 "
+                       f"{_fmt(r['metrics']['ttft_p99'], 'ms')} and TPOT p99 {_fmt(r['metrics']['tpot_p99'] or 0, 'ms')} "
+                       f"within the SLO (TTFT <= {ttft_slo:g} ms, TPOT <= {tpot_slo:g} ms)" + (TIE_NOTE if tie else "")}
     else:
-        out.append({"use_case": "interactive", "config": None, "reason":
-                    f"no configuration kept TTFT p99 <= {ttft_slo:g} ms and TPOT p99 <= {tpot_slo:g} ms at this rate"})
+        interactive = {"use_case": "interactive", "config": None, "reason":
+                       f"no configuration kept TTFT p99 <= {ttft_slo:g} ms and TPOT p99 <= {tpot_slo:g} ms at this rate"}
     low_ttft = min(r["metrics"]["ttft_p99"] for r in usable)
     low_tpot = min(r["metrics"]["tpot_p99"] or 0.0 for r in usable)
     near = [r for r in usable if r["metrics"]["ttft_p99"] <= BALANCED_SLACK * low_ttft
             and (r["metrics"]["tpot_p99"] or 0.0) <= BALANCED_SLACK * max(low_tpot, 1e-9)]
     r, tie = _best(near, _throughput)
-    out.append({"use_case": "balanced", "config": r["config"], "reason":
-                f"highest output throughput ({_fmt(r['metrics']['output_throughput'], 'tok/s')}) among configurations "
-                f"whose TTFT p99 and TPOT p99 stay within {BALANCED_SLACK:g}x the lowest seen "
-                f"({_fmt(low_ttft, 'ms')}, {_fmt(low_tpot, 'ms')})" + (tie_note if tie else "")})
-    r, tie = _best(usable, _throughput)
-    out.append({"use_case": "throughput", "config": r["config"], "reason":
-                f"highest output throughput of the configurations that kept up with the load "
-                f"({_fmt(r['metrics']['output_throughput'], 'tok/s')}), at TTFT p99 {_fmt(r['metrics']['ttft_p99'], 'ms')}"
-                + (tie_note if tie else "")})
-    r, tie = _best(usable, _per_gpu)
+    balanced = {"use_case": "balanced", "config": r["config"], "reason":
+                f"highest output throughput ({_fmt(_throughput(r), 'tok/s')}) among configurations whose TTFT p99 "
+                f"and TPOT p99 stay within {BALANCED_SLACK:g}x the lowest seen ({_fmt(low_ttft, 'ms')}, "
+                f"{_fmt(low_tpot, 'ms')})" + (TIE_NOTE if tie else "")}
+    return [interactive, balanced]
+
+
+def _throughput_picks(usable: list[dict], saturated: list[dict]) -> list[dict]:
+    """throughput and cost: from the configurations that kept up; if none did, from the saturated
+    ones, whose throughput is then their capacity (their latencies are a queue's, and unused)."""
+    pool = usable or saturated
+    if not pool:
+        return [{"use_case": u, "config": None, "reason": "no configuration produced a measurable run"}
+                for u in ("throughput", "cost")]
+    where = ("of the configurations that kept up with the load" if usable else
+             "while saturated (every configuration fell behind this rate, so each one's throughput is its capacity; "
+             "its latencies here are a queue's)")
+    r, tie = _best(pool, _throughput, bool(usable))
+    latency = f", at TTFT p99 {_fmt(r['metrics']['ttft_p99'], 'ms')}" if usable else ""
+    throughput = {"use_case": "throughput", "config": r["config"], "reason":
+                  f"highest output throughput {where} ({_fmt(_throughput(r), 'tok/s')}){latency}"
+                  + (TIE_NOTE if tie else "")}
+    r, tie = _best(pool, _per_gpu, bool(usable))
     gpus = "one GPU" if r["gpus"] == 1 else f"{r['gpus']} GPUs"
-    out.append({"use_case": "cost", "config": r["config"], "reason":
-                f"most output tokens per GPU-second ({_fmt(r['tokens_per_gpu_s'], 'tok/s')} on {gpus})"
-                + (tie_note if tie else "")})
+    cost = {"use_case": "cost", "config": r["config"], "reason":
+            f"most output tokens per GPU-second ({_fmt(_per_gpu(r), 'tok/s')} on {gpus})"
+            + ("" if usable else " while saturated") + (TIE_NOTE if tie else "")}
+    return [throughput, cost]
+
+
+def recommend(rows: list[dict], slo_ms: dict) -> list[dict]:
+    """Per use case: a configuration (None where nothing qualifies), the server flags that set it,
+    and the reason in one sentence."""
+    usable = _usable(rows)
+    measured = [r for r in rows if "metrics" in r and r["metrics"]["output_throughput"]]
+    unfit = [r["config"] for r in measured if not trusted(r)]
+    why_none = ("no configuration kept up with this rate (overloaded, or no steady state: " + ", ".join(unfit)
+                + "): lower --rps, or find each one's capacity with varcas sweep-rate"
+                if unfit else "no configuration produced a complete run")
+    out = _latency_picks(usable, slo_ms, why_none) + _throughput_picks(usable, [] if usable else measured)
     flags = {r["config"]: server_flags(r["params"]) for r in rows}
     for rec in out:
         rec["flags"] = flags.get(rec["config"])
-    if unfit:
-        for rec in out:
+        if unfit and rec["config"] is not None and usable:
             rec["reason"] += f"; not considered (overloaded or no steady state at this rate): {', '.join(unfit)}"
     return out

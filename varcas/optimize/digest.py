@@ -55,7 +55,7 @@ def digest(run_dir, goodput: dict | None = None, *, cache: bool = True) -> dict:
     """The digest of one run directory (from digest.json when it is current)."""
     run_dir = Path(run_dir)
     if cache and (hit := cached(run_dir, goodput)) is not None:
-        return hit
+        return {**hit, "path": str(run_dir)}  # the directory may have moved since
     data = {"key": _key(run_dir, goodput), **compute(run_dir, goodput)}
     data = json.loads(json.dumps(data, allow_nan=False, default=_json_default))  # plain types, as if read back
     if cache:

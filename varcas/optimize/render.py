@@ -27,7 +27,7 @@ def print_comparison(result: dict, console: Console) -> None:
         for key, label, unit, _ in METRICS:
             t.add_row(f"{label} ({unit})", *(cell(r["metrics"][key], r["change"][key]) if "metrics" in r else "-"
                                               for r in rows))
-        t.add_row("verdict", *(_verdict(r) for r in rows))
+        t.add_row("verdict", *(verdict_label(r) for r in rows))
         console.print(t)
         console.print(f"Pareto front (throughput vs TTFT p99 and TPOT p99): {', '.join(entry['pareto']) or 'none'}")
         rec = Table(title=f"{workload}: recommendation", title_justify="left")
@@ -44,7 +44,8 @@ def print_comparison(result: dict, console: Console) -> None:
             console.print(entry["roofline_note"])
 
 
-def _verdict(row: dict) -> str:
+def verdict_label(row: dict) -> str:
+    """A row's verdict in a word or two: failed (with why), OVERLOADED, steady, no steady state."""
     if row["status"] == "failed":
         return f"failed: {row['reason']}"
     if "metrics" not in row:

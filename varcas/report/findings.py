@@ -1,0 +1,128 @@
+"""The report's sentences: trust warnings, key findings and the Pareto front, computed from the data.
+
+Every claim here is a figure from a run's digest or the comparison, or is labelled as the
+roofline model's prediction. An overloaded run's latency percentiles are never stated as a
+result: a finding about such a run says it was overloaded and gives the rate it completed.
+"""
+from __future__ import annotations
+
+from .load import Group, Report
+from .tables import number, trusted
+
+
+def run_name(group: Group, row: dict) -> str:
+    """How the trust section names a row's run: its path relative to the report's directory."""
+    return group.names.get(row["config"], row["config"])
+
+
+def trust_warnings(report: Report) -> list[tuple[str, list[str]]]:
+    """(run, lines) for every run whose verdict is not steady or that has warnings."""
+    out = []
+    for group in report.groups:
+        for row in group.rows:
+            if "metrics" not in row:
+                continue
+            lines = [] if trusted(row) else [row["verdict"]]
+            if row["scope"] != "steady":
+                lines.append("No steady window was found: the figures are of the whole run.")
+            lines += row["warnings"]
+            if lines:
+                out.append((run_name(group, row), lines))
+    return out
+
+
+def pareto_line(group: Group) -> str:
+    """The Pareto front in words, with the configurations left out and why."""
+    out = [f"{r['config']} ({'overloaded' if r['overloaded'] else 'no steady state'})"
+           for r in group.rows if "metrics" in r and not trusted(r)]
+    text = ("Pareto front (output throughput vs TTFT p99 and TPOT p99, configurations that kept up): "
+            + (", ".join(group.pareto) or "none"))
+    return text + (f"; left out: {', '.join(out)}" if out else "")
+
+
+def findings(report: Report) -> list[str]:
+    """The executive summary: a few sentences, each from the data or labelled as a model prediction."""
+    out = _static_findings(report.static) if report.static else []
+    for group in report.groups:
+        out += _sweep_findings(group) if group.sweep else [_load_finding(group, r) for r in group.rows]
+        if group.roofline and group.roofline["points"]:
+            out.append(_roofline_finding(group))
+    if report.failures:
+        out.append(f"{len(report.failures)} step(s) or configuration(s) failed or were skipped; see the list "
+                   "under the trust warnings.")
+    return out
+
+
+def _load_finding(group: Group, row: dict) -> str:
+    name = run_name(group, row)
+    if "metrics" not in row:
+        return f"{name}: no complete run ({row['status']})."
+    m = row["metrics"]
+    rate = f"{number(m['request_throughput'])} req/s completed of {number(row['offered_rps'])} offered"
+    if not trusted(row):
+        what = "OVERLOADED" if row["overloaded"] else "no steady state"
+        return (f"{name}: {what} ({rate}, {number(m['output_throughput'])} output tok/s); its latency "
+                "percentiles are not a steady-state result.")
+    return (f"{name}: {rate}, {number(m['output_throughput'])} output tok/s, TTFT p50/p99 "
+            f"{number(m['ttft_p50'])}/{number(m['ttft_p99'])} ms, TPOT p50/p99 "
+            f"{number(m['tpot_p50'])}/{number(m['tpot_p99'])} ms (steady window).")
+
+
+def _sweep_findings(group: Group) -> list[str]:
+    measured = [r for r in group.rows if "metrics" in r and r["metrics"]["output_throughput"] is not None]
+    if not measured:
+        return [f"{group.title}: no configuration produced a complete run."]
+    out = []
+    steady = [r for r in measured if trusted(r)]
+    others = [f"{r['config']} ({'overloaded' if r['overloaded'] else 'no steady state'})"
+              for r in measured if not trusted(r)]
+    if steady:
+        best = max(steady, key=lambda r: r["metrics"]["output_throughput"])
+        text = (f"{group.title}: the highest output throughput of a configuration that kept up with the load "
+                f"(steady state) was {best['config']}, {number(best['metrics']['output_throughput'])} tok/s")
+        change = best["change"]["output_throughput"]
+        if change is not None and best["config"] != group.baseline:
+            base = next((r for r in measured if r["config"] == group.baseline), None)
+            text += (f" ({change:+.0%} against {group.baseline}"
+                     + (", which did not keep up: the change compares against a saturated or unsteady server)"
+                        if base is not None and not trusted(base) else ")"))
+        out.append(text + ".")
+    else:
+        out.append(f"{group.title}: no configuration reached a steady state at this rate; lower the rate, or find "
+                   "each configuration's capacity with varcas sweep-rate.")
+    if others:
+        out.append(f"{group.title}: not a steady state at the offered rate: {', '.join(others)}; their latency "
+                   "percentiles are not steady-state figures.")
+    return out
+
+
+def _roofline_finding(group: Group) -> str:
+    points = [p for p in group.roofline["points"] if p["measured_fraction"] is not None]
+    if not points:
+        return f"{group.title}: no measured throughput to set against the roofline model."
+    lo = min(points, key=lambda p: p["measured_fraction"])
+    hi = max(points, key=lambda p: p["measured_fraction"])
+    share = (f"{lo['measured_fraction']:.0%} ({lo['config']})" if lo is hi else
+             f"{lo['measured_fraction']:.0%} ({lo['config']}) to {hi['measured_fraction']:.0%} ({hi['config']})")
+    return (f"{group.title}: measured output tok/s was {share} of the roofline model's decode-only prediction at "
+            "the batch the run actually had in flight (measurement vs model prediction; below 100% counts prefill "
+            "and idle time).")
+
+
+def _static_findings(static: dict) -> list[str]:
+    out = []
+    decode = [p for p in static["phases"] if p["phase"] == "decode"]
+    prefill = [p for p in static["phases"] if p["phase"] == "prefill"]
+    for kind, phases in (("decode", decode), ("prefill", prefill)):
+        if phases:
+            p = phases[0]
+            where = "context" if kind == "decode" else "prompt"
+            out.append(f"Model prediction (static roofline): {kind} at batch {p['batch']}, {where} {p['length']} has "
+                       f"arithmetic intensity {p['ai']:.1f} FLOP/byte against a ridge of {p['ridge']:.0f}: "
+                       f"{p['bound']}-bound, {p['pct_of_peak']:.1f}% of peak.")
+    for s in static.get("decode_sweeps") or []:
+        turn = (f"turns compute-bound at batch {s['compute_bound_batch']}" if s["compute_bound_batch"]
+                else f"stays memory-bound up to batch {s['batch'][-1]}")
+        out.append(f"Model prediction: decode at context {s['context']} {turn}; the KV cache holds "
+                   f"{s['max_sequences']} such sequences.")
+    return out
