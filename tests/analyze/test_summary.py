@@ -141,6 +141,7 @@ def test_saturated_run_is_called_overloaded(saturated):
     assert text.startswith("The server is overloaded at this rate")
     assert "growing queue, not a steady state" in text
     assert "backlog grew" in text and "TTFT (from the schedule) p50 rose" in text
+    assert "so the backlog is a queue" in text  # 1.0 s streams against a 30 s window
     assert s.steady.request_throughput == pytest.approx(8 / 1.081, rel=0.01)
 
 
@@ -177,6 +178,21 @@ def test_rising_ttft_alone_is_overload(tmp_path):
     assert s.verdict.overloaded and s.window.source == "fallback"
     assert not any("backlog grew" in r for r in s.verdict.reasons)
     assert s.verdict.reasons[-1] == "TTFT (from the schedule) p50 rose from 299 ms to 1100 ms"
+
+
+def test_backlog_of_short_requests_is_a_queue_even_when_late_requests_time_out(tmp_path):
+    # 8 slots serve 7.4 of 10 req/s, and every request scheduled after 20 s times out 600 s
+    # later without a token: no TTFT trend to see, completions never catch up, but requests
+    # stream for 0.98 s (49 gaps of 20 ms) against a 30 s window: the backlog is a queue
+    cols = steady_columns(slots=8)
+    late = np.flatnonzero(cols["scheduled_ns"] >= synth.START_NS + 20 * synth.S)
+    cols = synth.fail(cols, late, "timeout")
+    cols["end_ns"][late] = cols["scheduled_ns"][late] + 600 * synth.S
+    s = summarize(load_run(synth.write_run(tmp_path / "timeouts", cols)))
+    assert s.window.source == "fallback" and s.verdict.overloaded
+    assert not any("TTFT" in r for r in s.verdict.reasons)
+    assert s.verdict.reasons[-1] == ("requests stream for 1.0 s (median, first token to last), far less than "
+                                     "the 30 s window, so the backlog is a queue")
 
 
 def test_run_shorter_than_its_requests_is_not_called_overloaded(tmp_path):

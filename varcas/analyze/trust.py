@@ -16,8 +16,10 @@ requests than were scheduled (more than 5% and more than 3 Poisson standard devi
 the backlog grew), or (b) the time to first token, counted from the schedule, rose by half
 and by at least 50 ms from the window's first third to its last. Either way the percentiles
 describe a growing queue and depend on how long the run lasted, not a steady state. Where no
-steady state was found, (b) looks at the whole send phase, and (a) alone is reported but not
-called overload: requests that outlast the run leave a backlog too.
+steady state was found, (b) looks at the whole send phase, and (a) is called overload only when
+the requests that finished streamed (first token to last) in a median time under a quarter of
+the window: then the backlog cannot be requests outlasting the run, it is a queue. Otherwise
+(a) is reported but not called overload: requests that outlast the run leave a backlog too.
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ TTFT_GROWTH_MIN_SAMPLES = 20
 SEND_LAG_P99_WARN_MS = 10.0  # 10 ms late on a schedule is visible next to a TTFT
 CLIENT_CPU_WARN = 0.9
 TOKENS_PER_EVENT_RANGE = (0.8, 1.25)
+SHORT_REQUEST_FRACTION = 0.25  # of the window: streams this short cannot explain a backlog
 
 
 @dataclass(frozen=True)
@@ -114,13 +117,28 @@ def verdict(run: Run, rm: RequestMetrics, window: Window | None, why_none: str |
             f"the backlog grew by {deficit} requests in {length:.0f} s"
         )
     # Without a steady state a backlog may only mean the run ended before requests could:
-    # then it takes TTFT rising through the whole send phase to call the server overloaded.
+    # then it takes TTFT rising through the whole send phase, or requests too short to outlast
+    # the window, to call the server overloaded.
     steady = window.source != "fallback"
+    queue = _short_streams(rm, length) if growing_backlog and not steady else None
+    if queue is not None:
+        reasons.append(f"requests stream for {queue:.1f} s (median, first token to last), far less than "
+                       f"the {length:.0f} s window, so the backlog is a queue")
     growth = _ttft_growth(run, rm, t0 if steady else run.start_ns, t1)
     if growth is not None:
         reasons.append(f"TTFT (from the schedule) p50 rose from {growth[0]:.0f} ms to {growth[1]:.0f} ms")
-    overloaded = growth is not None or (growing_backlog and steady)
+    overloaded = growth is not None or (growing_backlog and steady) or queue is not None
     return Verdict(overloaded, steady, tuple(reasons))
+
+
+def _short_streams(rm: RequestMetrics, window_s: float) -> float | None:
+    """The median first-to-last-token time (s) of finished requests, if under
+    SHORT_REQUEST_FRACTION of the window; else None."""
+    streams = (rm.e2el_ns - rm.ttft_ns)[rm.measured]
+    if streams.size == 0:
+        return None
+    median_s = float(kernels.percentiles(streams, [50])[0]) / NS_PER_S
+    return median_s if median_s < SHORT_REQUEST_FRACTION * window_s else None
 
 
 def _ttft_growth(run: Run, rm: RequestMetrics, t0: int, t1: int) -> tuple[float, float] | None:
