@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from varcas.report.findings import findings, pareto_line, trust_warnings
 from varcas.report.markdown import table as markdown_table
-from varcas.report.tables import (FLAG_NOTE, comparison_table, flags, phase_table, recommendation_table,
+from varcas.report.tables import (FLAG_NOTE, number, comparison_table, flags, phase_table, recommendation_table,
                                   roofline_table)
 
 from .conftest import OVERLOADED_TEXT
@@ -96,12 +96,19 @@ def test_findings_come_from_steady_runs_and_say_what_did_not_keep_up(synthetic_r
     assert found[3] == "1 step(s) or configuration(s) failed or were skipped; see the list under the trust warnings."
 
 
-def test_when_nothing_kept_up_no_configuration_is_called_best(synthetic_report):
-    for row in synthetic_report.groups[0].rows[1:3]:
+def test_when_nothing_kept_up_only_capacities_are_compared(synthetic_report):
+    rows = synthetic_report.groups[0].rows
+    for row in rows[1:3]:
         row["overloaded"] = True
-    assert findings(synthetic_report)[:2] == [
+    best = max((r for r in rows if "metrics" in r), key=lambda r: r["metrics"]["output_throughput"])
+    base = rows[0]
+    ratio = best["metrics"]["output_throughput"] / base["metrics"]["output_throughput"]
+    assert findings(synthetic_report)[:3] == [
         "chat_medium: no configuration reached a steady state at this rate; lower the rate, or find each "
         "configuration's capacity with varcas sweep-rate.",
+        f"chat_medium: every configuration was saturated, so each one's output throughput is its capacity: "
+        f"{best['config']} sustained the most, {number(best['metrics']['output_throughput'])} tok/s, "
+        f"{ratio:.1f}x {base['config']}'s {number(base['metrics']['output_throughput'])} tok/s.",
         "chat_medium: not a steady state at the offered rate: max_num_seqs-1 (overloaded), max_num_seqs-4 "
         "(overloaded), max_num_seqs-8 (overloaded); their latency percentiles are not steady-state figures."]
 

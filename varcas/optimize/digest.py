@@ -22,7 +22,7 @@ from ..analyze.run import load_run
 from ..analyze.summary import summarize
 from ..errors import VarcasError
 
-DIGEST_VERSION = 1
+DIGEST_VERSION = 2  # bump whenever analysis results change (verdict rules, metrics), or caches go stale
 DIGEST_FILE = "digest.json"
 CDF_PERCENTS = np.linspace(0.0, 100.0, 201)
 CDF_METRICS = ("ttft", "tpot", "itl", "e2el")

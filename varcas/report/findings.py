@@ -90,10 +90,23 @@ def _sweep_findings(group: Group) -> list[str]:
     else:
         out.append(f"{group.title}: no configuration reached a steady state at this rate; lower the rate, or find "
                    "each configuration's capacity with varcas sweep-rate.")
+        out.append(_saturated_finding(group, measured))
     if others:
         out.append(f"{group.title}: not a steady state at the offered rate: {', '.join(others)}; their latency "
                    "percentiles are not steady-state figures.")
     return out
+
+
+def _saturated_finding(group: Group, measured: list[dict]) -> str:
+    """Every configuration saturated: their throughputs are capacities, so those compare (latencies do not)."""
+    best = max(measured, key=lambda r: r["metrics"]["output_throughput"])
+    text = (f"{group.title}: every configuration was saturated, so each one's output throughput is its capacity: "
+            f"{best['config']} sustained the most, {number(best['metrics']['output_throughput'])} tok/s")
+    base = next((r for r in measured if r["config"] == group.baseline), None)
+    if base is not None and base is not best and base["metrics"]["output_throughput"]:
+        ratio = best["metrics"]["output_throughput"] / base["metrics"]["output_throughput"]
+        text += f", {ratio:.1f}x {group.baseline}'s {number(base['metrics']['output_throughput'])} tok/s"
+    return text + "."
 
 
 def _roofline_finding(group: Group) -> str:
