@@ -5,8 +5,9 @@
 Steps, each recorded in DIR/pipeline.json with its status (a failed step is reported, the
 others still run; rerunning the command skips what finished):
   1. roofline   static roofline of prefill and decode (DIR/roofline/roofline.json and .txt)
-  2. load       a load test per workload against the server as it stands (DIR/load/<workload>/);
-                a started server (or the simulator) runs with vLLM's default --max-num-seqs
+  2. load       a load test per workload against the server as it stands: a one-configuration
+                sweep (DIR/load/, varcas optimize's layout: DIR/load/<config>/<workload>/); a
+                started server (or the simulator) runs with vLLM's default --max-num-seqs
   3. sweep      the batch sweep, max_num_seqs over --batch-sizes (DIR/sweep/, varcas optimize's
                 layout); needs a server varcas can restart: --server-cmd or the simulator
   4. report     DIR/report.html and DIR/REPORT.md
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,11 +26,12 @@ from rich.console import Console
 from . import rundir
 from .cli import OneLineParser, positive_float
 from .errors import VarcasError
-from .load.runner import LoadConfig
+from .load.summary import EXIT_INTERRUPTED
 from .load.workloads import load_workload
 from .optimize import sweepdir
-from .optimize.backend import BackendSpec, add_backend_flags, backend_spec, open_backend
+from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
 from .optimize.explain import DEFAULT_MAX_NUM_SEQS
+from .optimize.render import print_comparison
 from .optimize.results import comparison
 from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
 
@@ -112,14 +113,15 @@ def run(args) -> int:
         state["steps"]["roofline"] = _roofline(args, out / "roofline")
         save()
         console.print(f"2/4 load tests against {state['target']}")
-        state["steps"]["load"] = _load(spec, args, workloads, out / "load", console, state, save)
+        state["steps"]["load"] = _load(spec, args, workloads, goodput, out / "load", console)
+        save()
         console.print(f"3/4 batch sweep, max_num_seqs in {batches}")
         state["steps"]["sweep"] = _sweep(spec, args, workloads, batches, goodput, out / "sweep", console)
         save()
     except (KeyboardInterrupt, SweepInterrupted):
         save()
         console.print(f"interrupted: what finished is kept in {out}; rerun the same command to resume", style="yellow")
-        return 130
+        return EXIT_INTERRUPTED
     console.print("4/4 report")
     from .report import write_report
 
@@ -153,41 +155,26 @@ def _roofline(args, rdir: Path) -> dict:
     return {"status": "complete", "json": "roofline/roofline.json", "text": "roofline/roofline.txt"}
 
 
-def _load(spec: BackendSpec, args, workloads, ldir: Path, console, state, save) -> dict:
-    """One load run per workload against one server (vLLM's default max_num_seqs where varcas starts it)."""
-    results = state["steps"].get("load", {})
-    names = {w: load_workload(w).name for w in workloads}  # a run's directory is its workload's name
-    todo = [w for w in workloads if not sweepdir.run_complete(ldir / names[w])]
-    for w in workloads:
-        if w not in todo:
-            results[names[w]] = {"status": "complete", "run": f"load/{names[w]}"}
-    if not todo:
-        return results
-    ldir.mkdir(exist_ok=True)
-    params = {} if spec.url else {"max_num_seqs": str(DEFAULT_MAX_NUM_SEQS)}
-    try:
-        with open_backend(spec, params, ldir / "server.log", console) as backend:
-            console.print(f"    {backend.describe()}")
-            for w in todo:
-                name = names[w]
-                run_dir = ldir / name
-                if run_dir.exists():
-                    shutil.rmtree(run_dir)  # an unfinished attempt of this step: redo it
-                backend.run(LoadConfig(workload=w, rps=args.rps, duration_s=args.duration_s, seed=args.seed,
-                                       out=str(run_dir), quiet=args.quiet))
-                status = rundir.read_manifest(run_dir).get("status")
-                results[name] = {"status": status, "run": f"load/{name}"}
-                state["steps"]["load"] = results
-                save()
-                if status == "interrupted":
-                    raise KeyboardInterrupt
-                if problem := backend.problem():
-                    results[name].update(status="failed", reason=problem)
-                    break
-    except VarcasError as exc:
-        for w in todo:
-            if results.get(names[w], {}).get("status") != "complete":
-                results[names[w]] = {"status": "failed", "reason": str(exc)}
+def _sweep_spec(spec: BackendSpec, args, workloads, params: list, goodput, out: Path) -> SweepSpec:
+    return SweepSpec(backend=spec, params=params, workloads=workloads, out=str(out), duration_s=args.duration_s,
+                     rps=args.rps, seed=args.seed, goodput=goodput, quiet=args.quiet,
+                     roofline={"model": args.model, "gpu": args.gpu, "quant": args.quant})
+
+
+def _load(spec: BackendSpec, args, workloads, goodput, ldir: Path, console) -> dict:
+    """A load test per workload against one server: a one-configuration sweep (vLLM's default
+    max_num_seqs where varcas starts the server; the server as it stands for --url)."""
+    params = [] if spec.url else [("max_num_seqs", (str(DEFAULT_MAX_NUM_SEQS),))]
+    sweep = _sweep_spec(spec, args, workloads, params, goodput, ldir)
+    run_sweep(sweep, console, say=console.print)
+    (cid, _), = sweep.configs
+    state = sweepdir.read_config(ldir, cid)
+    results = {}
+    for name in sweep.names.values():
+        status = state["runs"].get(name, state["status"])
+        results[name] = {"status": status, "run": f"{ldir.name}/{cid}/{name}"}
+        if status != "complete" and state.get("reason"):
+            results[name]["reason"] = state["reason"]
     return results
 
 
@@ -195,12 +182,7 @@ def _sweep(spec: BackendSpec, args, workloads, batches, goodput, sdir: Path, con
     if spec.url:
         return {"status": "skipped", "reason": "a server at --url cannot be restarted with other --max-num-seqs; "
                 "pass --server-cmd (or no target: the simulator) to sweep batch sizes"}
-    sweep = SweepSpec(backend=spec, params=[("max_num_seqs", tuple(str(b) for b in batches))], workloads=workloads,
-                      out=str(sdir), duration_s=args.duration_s, rps=args.rps, seed=args.seed, goodput=goodput,
-                      roofline={"model": args.model, "gpu": args.gpu, "quant": args.quant}, quiet=args.quiet)
-    run_sweep(sweep, console, say=console.print)
-    result = comparison(sdir)
-    from .optimize.render import print_comparison
-
-    print_comparison(result, console)
-    return {"status": "complete", "dir": "sweep"}
+    params = [("max_num_seqs", tuple(str(b) for b in batches))]
+    run_sweep(_sweep_spec(spec, args, workloads, params, goodput, sdir), console, say=console.print)
+    print_comparison(comparison(sdir), console)
+    return {"status": "complete", "dir": sdir.name}

@@ -19,13 +19,13 @@ from varcas.analyze import load_run, summarize
 from tests.cli_helpers import cli
 from varcas.errors import VarcasError
 from varcas.load.runner import LoadConfig
-from varcas.optimize.capacity import CAPACITY_FILE, Step, SweepSpec, judge, search, sweep
+from varcas.optimize.capacity import CAPACITY_FILE, Step, SearchSpec, judge, search, sweep
 from varcas.rundir import read_manifest, write_manifest
 from varcas.sim.config import SimConfig, resolve
 
 SETUP = resolve(SimConfig(model="llama-2-7b", gpu="t4", quant="awq", max_num_seqs=8))
 SLOS = {"ttft": 1000.0, "tpot": 100.0}
-SPEC = SweepSpec(slos=SLOS, attainment=0.99, start_rps=20.0, min_rps=0.1, max_rps=1000.0, tolerance=0.05,
+SPEC = SearchSpec(slos=SLOS, attainment=0.99, start_rps=20.0, min_rps=0.1, max_rps=1000.0, tolerance=0.05,
                  max_steps=12, load={"workload": "chat_medium", "duration_s": 60.0, "seed": 0})
 # What the search tests, in order, for seed 0 (observed; the simulator is deterministic): doubling
 # down from chat_medium's 20 req/s to the first pass, then bisection at geometric midpoints.

@@ -18,23 +18,23 @@ def test_offline_pipeline_writes_every_artifact_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     state = json.loads((out / "pipeline.json").read_text())
     assert state["steps"]["roofline"]["status"] == "complete"
-    assert state["steps"]["load"] == {"chat_low": {"status": "complete", "run": "load/chat_low"}}
+    assert state["steps"]["load"] == {"chat_low": {"status": "complete", "run": "load/max_num_seqs-256/chat_low"}}
     assert state["steps"]["sweep"] == {"status": "complete", "dir": "sweep"}
     assert state["steps"]["report"]["status"] == "complete"
     assert "simulated" in state["target"] and "not a real GPU" in state["target"]
     roof = json.loads((out / "roofline" / "roofline.json").read_text())
     assert roof["model"]["name"] == "llama-2-7b" and roof["precision"]["name"] == "awq"
     assert sorted({p["batch"] for p in roof["phases"]}) == [1, 8]
-    manifest = rundir.read_manifest(out / "load" / "chat_low")
+    manifest = rundir.read_manifest(out / "load" / "max_num_seqs-256" / "chat_low")
     assert manifest["target"]["kind"] == "sim" and manifest["target"]["params"]["max_num_seqs"] == 256
     assert manifest["target"]["params"]["gpu"].lower().startswith("t4")
     for cid in ("max_num_seqs-1", "max_num_seqs-8"):
         assert rundir.read_manifest(out / "sweep" / cid / "chat_low")["status"] == "complete"
     assert (out / "report.html").stat().st_size > 100_000 and "max_num_seqs-8" in (out / "REPORT.md").read_text()
-    stamp = (out / "load" / "chat_low" / "run.json").stat().st_mtime_ns
+    stamp = (out / "load" / "max_num_seqs-256" / "chat_low" / "run.json").stat().st_mtime_ns
     r = pipeline(*argv)
     assert r.returncode == 0, r.stderr
-    assert (out / "load" / "chat_low" / "run.json").stat().st_mtime_ns == stamp  # resumed, not rerun
+    assert (out / "load" / "max_num_seqs-256" / "chat_low" / "run.json").stat().st_mtime_ns == stamp  # resumed
 
 
 def test_url_pipeline_skips_the_sweep_and_says_why(tmp_path):
@@ -44,9 +44,9 @@ def test_url_pipeline_skips_the_sweep_and_says_why(tmp_path):
                      "--rps", "5", "--duration", "3", "--quiet", "--out", str(out))
     assert r.returncode == 0, r.stderr
     state = json.loads((out / "pipeline.json").read_text())
-    assert state["steps"]["load"]["chat_low"]["status"] == "complete"
+    assert state["steps"]["load"]["chat_low"] == {"status": "complete", "run": "load/default/chat_low"}
     assert state["steps"]["sweep"]["status"] == "skipped" and "--server-cmd" in state["steps"]["sweep"]["reason"]
-    assert rundir.read_manifest(out / "load" / "chat_low")["target"]["url"] == server.url
+    assert rundir.read_manifest(out / "load" / "default" / "chat_low")["target"]["url"] == server.url
     assert (out / "report.html").is_file()
 
 

@@ -270,7 +270,7 @@ def _knee_text(r: CapacityResult) -> str:
 
 
 @dataclass(frozen=True)
-class SweepSpec:
+class SearchSpec:
     """What a capacity search is: compared with capacity.json's on resume (except _UNCOMPARED)."""
 
     slos: dict
@@ -289,7 +289,7 @@ def rate_dir(out: Path, rate: float) -> Path:
     return Path(out) / f"rate-{rate:g}"
 
 
-def open_out(out: Path, spec: SweepSpec) -> list[dict]:
+def open_out(out: Path, spec: SearchSpec) -> list[dict]:
     """Create OUT, or check it holds a search with this spec; returns the steps it recorded.
     A search that recorded no step yet has nothing to keep: it takes the new spec."""
     out = Path(out)
@@ -338,7 +338,7 @@ def _complete(run_dir: Path) -> bool:
         return False
 
 
-def sweep(out: Path, spec: SweepSpec, run_rate: Callable[[float, Path], Path], *,
+def sweep(out: Path, spec: SearchSpec, run_rate: Callable[[float, Path], Path], *,
           on_step: Callable[[Step], None] | None = None) -> CapacityResult:
     """search() with each step's run in OUT/rate-<rate> (run_rate(rate, run_dir) makes it) and
     OUT/capacity.json rewritten after every step. Runs recorded by an earlier invocation with
@@ -378,6 +378,6 @@ def sweep(out: Path, spec: SweepSpec, run_rate: Callable[[float, Path], Path], *
     return result
 
 
-def _save(out: Path, spec: SweepSpec, result: CapacityResult) -> None:
+def _save(out: Path, spec: SearchSpec, result: CapacityResult) -> None:
     _write(out, {"format": FORMAT_VERSION, "spec": asdict(spec),
                  "steps": [asdict(s) for s in result.steps], "result": result.to_dict()})

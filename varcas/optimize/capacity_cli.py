@@ -17,7 +17,8 @@ from ..load.runner import LoadConfig
 from ..load.summary import EXIT_INTERRUPTED
 from ..load.workloads import load_workload
 from .backend import add_backend_flags, backend_spec, open_backend
-from .capacity import CAPACITY_FILE, CapacityResult, Step, SweepSpec, check_search, open_out, sweep
+from .capacity import CAPACITY_FILE, CapacityResult, SearchSpec, Step, check_search, open_out, sweep
+from .sweep import sigterm_as_interrupt
 
 SERVER_LOG = "server.log"
 
@@ -58,21 +59,24 @@ def run(args) -> int:
     target = backend_spec(args)
     target.check([])
     out = Path(args.out)
-    spec = SweepSpec(slos=slos, attainment=args.attainment, start_rps=start, min_rps=args.min_rps,
+    spec = SearchSpec(slos=slos, attainment=args.attainment, start_rps=start, min_rps=args.min_rps,
                      max_rps=args.max_rps, tolerance=args.tolerance, max_steps=args.max_steps,
                      load={"workload": args.workload, "duration_s": args.duration_s, "seed": args.seed,
                            "target": target.public()})
     open_out(out, spec)  # before any server starts: a bad --out is a one-line error at once
     console = Console(highlight=False, stderr=args.json)
     try:
-        with open_backend(target, {}, out / SERVER_LOG, console) as backend:
+        with sigterm_as_interrupt() as rearm, open_backend(target, {}, out / SERVER_LOG, console) as backend:
             console.print(f"target: {backend.describe()}")
 
             def run_rate(rate: float, run_dir: Path) -> Path:
                 console.print(f"[dim]running {rate:g} req/s for {args.duration_s:g} s -> {run_dir}[/]")
                 cfg = LoadConfig(workload=args.workload, rps=rate, duration_s=args.duration_s, seed=args.seed,
                                  out=str(run_dir))
-                path = backend.run(cfg)
+                try:
+                    path = backend.run(cfg)
+                finally:
+                    rearm()  # the run's event loop reset the SIGTERM handler
                 problem = backend.problem()
                 if problem:
                     raise VarcasError(f"the target stopped during the {rate:g} req/s run: {problem}")

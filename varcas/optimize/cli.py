@@ -12,7 +12,9 @@ from rich.console import Console
 
 from ..analyze.cli import parse_goodput
 from ..analyze.summary import check_goodput
-from ..cli import OneLineParser, positive_float, positive_int
+from ..cli import OneLineParser, positive_float
+from ..errors import VarcasError
+from ..load.summary import EXIT_INTERRUPTED
 from .backend import add_backend_flags, backend_spec
 from .params import parse_param
 from .render import print_comparison
@@ -50,25 +52,19 @@ def build_parser(prog: str) -> OneLineParser:
 def spec_from_args(args) -> SweepSpec:
     goodput = check_goodput(parse_goodput(args.goodput)) if args.goodput else None
     if args.warmup < 0:
-        raise_error("--warmup must be >= 0")
+        raise VarcasError("--warmup must be >= 0")
     roof = None
     if args.roofline_model or args.roofline_gpu:
         if not (args.roofline_model and args.roofline_gpu):
-            raise_error("--roofline-model and --roofline-gpu go together")
+            raise VarcasError("--roofline-model and --roofline-gpu go together")
         roof = {"model": args.roofline_model, "gpu": args.roofline_gpu, "quant": args.roofline_quant}
     workloads = tuple(w.strip() for w in args.workload.split(",") if w.strip())
     if not workloads:
-        raise_error("--workload: no workload given")
+        raise VarcasError("--workload: no workload given")
     return SweepSpec(backend=backend_spec(args), params=[parse_param(t) for t in args.param], workloads=workloads,
                      out=args.out, duration_s=args.duration_s, rps=args.rps, seed=args.seed, warmup=args.warmup,
                      goodput=goodput, roofline=roof, request_timeout_s=args.request_timeout_s,
                      drain_timeout_s=args.drain_timeout_s, quiet=args.quiet)
-
-
-def raise_error(message: str):
-    from ..errors import VarcasError
-
-    raise VarcasError(message)
 
 
 def run(args) -> int:
@@ -79,7 +75,7 @@ def run(args) -> int:
     except SweepInterrupted:
         console.print(f"interrupted: finished configurations and runs are kept in {spec.out}; "
                       "rerun the same command to resume", style="yellow")
-        return 130
+        return EXIT_INTERRUPTED
     result = comparison(out, baseline=args.baseline)
     print_comparison(result, console)
     console.print(f"comparison: {out / 'comparison.json'}; HTML report: varcas report {out}")
