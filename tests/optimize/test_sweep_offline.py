@@ -38,6 +38,17 @@ def test_sweep_writes_the_layout_and_resumes_without_rerunning(tmp_path):
     assert (out / "max_num_seqs-2" / "chat_medium" / "run.json").stat().st_mtime_ns == stamp
 
 
+def test_several_params_make_a_grid_of_simulator_settings(tmp_path):
+    out = tmp_path / "sw"
+    params = [parse_param("max_num_seqs=4,8"), parse_param("max_num_batched_tokens=4096,8192")]
+    run_sweep(spec(out, params=params, duration_s=15.0), say=lambda _: None)
+    ids = [cid for cid, _ in json.loads((out / "sweep.json").read_text())["configs"]]
+    assert ids == ["max_num_seqs-4_max_num_batched_tokens-4096", "max_num_seqs-4_max_num_batched_tokens-8192",
+                   "max_num_seqs-8_max_num_batched_tokens-4096", "max_num_seqs-8_max_num_batched_tokens-8192"]
+    sim = rundir.read_manifest(out / ids[3] / "chat_medium")["target"]["params"]
+    assert (sim["max_num_seqs"], sim["max_num_batched_tokens"]) == (8, 8192)
+
+
 def test_an_unfinished_run_is_kept_aside_and_redone(tmp_path):
     out = tmp_path / "sw"
     run_sweep(spec(out, "4"), say=lambda _: None)

@@ -68,7 +68,9 @@ def test_simulator_sweep_starts_one_server_per_configuration(tmp_path):
 def test_a_server_that_does_not_start_fails_its_configuration_and_the_sweep_goes_on(tmp_path):
     out = tmp_path / "sw"
     cmd = f"{sys.executable} {FAKE} --mode exit --port {{port}} --pidfile {tmp_path}/pid-{{max_num_seqs}}"
-    run_sweep(served(out, BackendSpec(server_cmd=cmd, ready_timeout_s=10.0)), say=lambda _: None)
+    lines = []
+    run_sweep(served(out, BackendSpec(server_cmd=cmd, ready_timeout_s=10.0)), say=lines.append)
+    assert "    | ValueError: bad flag" in lines  # the server log's last lines, on the console too
     for cid in ("max_num_seqs-2", "max_num_seqs-8"):
         state = json.loads((out / cid / "config.json").read_text())
         assert state["status"] == "failed"

@@ -29,6 +29,7 @@ from .params import config_id, grid
 from .server import ServerStartError
 
 WARMUP_INPUT, WARMUP_OUTPUT = 64, 16
+LOG_LINES_SHOWN = 5  # of a server that did not start (config.json keeps 20)
 
 
 class SweepInterrupted(Exception):
@@ -129,6 +130,8 @@ def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
             state = _run_config(spec, out, cid, params, console, rearm, say)
             say(f"[{n}/{len(spec.configs)}] {cid}: {state['status']}"
                 + (f" ({state['reason']})" if state.get("reason") else ""))
+            for line in state.get("log_tail", [])[-LOG_LINES_SHOWN:]:
+                say(f"    | {line}")
             if state["status"] == "interrupted":
                 raise SweepInterrupted(cid)
     return out
