@@ -107,7 +107,8 @@ def test_never_ready_times_out_naming_health_and_is_stopped(port, log, tmp_path)
     pidfile = tmp_path / "server.pid"
     t0 = time.monotonic()
     err = start_error(fake(port, "never-ready", "--pidfile", str(pidfile)), log, port, ready_timeout_s=1)
-    assert 1.0 <= time.monotonic() - t0 < 5.0
+    waited = time.monotonic() - t0
+    assert waited >= 1.0 and waited < 5.0  # the whole timeout, and not much more
     assert err.reason == "not ready after 1 s (GET /health: 503)"
     assert gone(int(pidfile.read_text()))   # stopped and reaped before the raise
     assert not port_in_use("127.0.0.1", port)
