@@ -11,7 +11,6 @@ The simulator's flags are checked before anything starts, so a bad value is a on
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -95,7 +94,7 @@ def sim_argv(sim: dict, params: dict[str, str]) -> list[str]:
         action = actions.get(name)
         if action is None:
             raise VarcasError(f"--param {name}: the simulator has no such setting (it has: {', '.join(actions)})")
-        if isinstance(action, argparse._StoreTrueAction):
+        if action.nargs == 0:  # a switch (store_true): on or absent
             if params[name] not in ("true", "false"):
                 raise VarcasError(f"--param {name}: values must be true or false, got {params[name]}")
             words += [action.option_strings[0]] if params[name] == "true" else []

@@ -13,6 +13,7 @@ failed configurations are retried. The layout is sweepdir's.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -184,8 +185,6 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
 
 def _warm_up(spec: SweepSpec, backend, cdir: Path) -> None:
     """A few short requests first (compilation, caches), into a throwaway run directory."""
-    import shutil
-
     wdir = cdir / "warmup"
     shutil.rmtree(wdir, ignore_errors=True)
     backend.run(LoadConfig(workload=spec.workloads[0], num_requests=spec.warmup, rps=float(spec.warmup),
