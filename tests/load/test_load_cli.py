@@ -66,7 +66,7 @@ def test_api_key_never_lands_in_the_run_directory(tmp_path, server):
     res = varcas_cli(*LOAD, "--url", server.url, "--num-requests", "5", "--rps", "50", "--out", str(out), "--quiet",
                      "--api-key-env", "VARCAS_TEST_KEY", "--header", f"X-Api-Key: {secret}",
                      "--header", "X-Fault: http_400", env={"VARCAS_TEST_KEY": secret})
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 1, res.stderr  # every request failed (the injected 400)
     assert secret not in res.stdout + res.stderr
     files = list(out.iterdir())
     assert {f.name for f in files} >= {"run.json", "requests.parquet", "requests.arrows", "errors.log"}

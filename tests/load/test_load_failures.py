@@ -24,7 +24,8 @@ from .helpers import load
 )
 def test_fault_becomes_an_error_row(tmp_path, server, fault, kind, status):
     run_dir, manifest, rows = load(tmp_path, server.url, num_requests=4, rps=100.0, headers=[f"X-Fault: {fault}"])
-    assert manifest["status"] == "complete"
+    assert manifest["status"] == "failed"  # every request failed
+    assert manifest["failure"].startswith(f"every request failed; the first: {kind}")
     assert [r["error"] for r in rows] == [kind] * 4
     assert [r["http_status"] for r in rows] == [status] * 4
     assert manifest["counts"]["errors"] == {kind: 4} and manifest["counts"]["failed"] == 4
@@ -69,8 +70,26 @@ def test_server_dying_mid_run_keeps_every_result(tmp_path):
 def test_drain_after_the_schedule_is_bounded(tmp_path, server):
     _, manifest, rows = load(tmp_path, server.url, num_requests=3, rps=100.0, headers=["X-Fault: stall"],
                              drain_timeout_s=0.5)
-    assert manifest["status"] == "complete"
+    assert manifest["status"] == "failed"
+    assert manifest["failure"] == "every request failed; the first: cancelled at the drain timeout"
     assert [r["error"] for r in rows] == ["cancelled"] * 3
     last_sent = max(r["sent_ns"] for r in rows)
     for r in rows:  # cancelled drain_timeout after the last send, not after request_timeout
         assert 0.45e9 <= r["end_ns"] - last_sent < 1.5e9
+
+
+def test_fail_fast_stops_sending_when_the_first_requests_all_fail_alike(tmp_path, server):
+    run_dir, manifest, rows = load(tmp_path, server.url, num_requests=200, rps=100.0, fail_fast=10,
+                                   headers=["X-Fault: error_event"])
+    assert manifest["status"] == "failed"
+    assert manifest["failure"].startswith("the first 10 requests all failed: server")
+    sent = manifest["counts"]["sent"]
+    assert 10 <= sent < 30  # stopped within a few sends of the 10th failure, not after 200
+    assert len(rows) == sent and {r["error"] for r in rows} == {"server"}
+
+
+def test_fail_fast_zero_sends_the_whole_schedule(tmp_path, server):
+    _, manifest, rows = load(tmp_path, server.url, num_requests=30, rps=300.0, fail_fast=0,
+                             headers=["X-Fault: http_500"])
+    assert manifest["counts"]["sent"] == 30 and len(rows) == 30
+    assert manifest["status"] == "failed" and manifest["failure"].startswith("every request failed")

@@ -22,6 +22,9 @@ def build_parser(prog: str) -> OneLineParser:
     t.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                    help="environment variable holding the API key, sent as Bearer (default OPENAI_API_KEY)")
     t.add_argument("--insecure", action="store_true", help="skip TLS certificate checks for https URLs")
+    t.add_argument("--tokenizer", metavar="PATH",
+                   help="the model's Hugging Face tokenizer (directory or tokenizer.json): prompts of its own token IDs, "
+                        "exact lengths (default: the server's /tokenize where it has one)")
     w = p.add_argument_group("workload and arrivals")
     w.add_argument("--workload", default="chat_medium", help="shipped profile name or path of a JSON profile")
     w.add_argument("--rps", "--request-rate", dest="rps", type=positive_float, help="requests per second (default: the workload's)")
@@ -39,6 +42,10 @@ def build_parser(prog: str) -> OneLineParser:
     r.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0, help="seconds (default 600)")
     r.add_argument("--drain-timeout", dest="drain_timeout_s", type=positive_float, default=30.0,
                    help="seconds in-flight requests may finish after an interrupt (default 30)")
+    r.add_argument("--clip-to-context", action="store_true",
+                   help="shorten requests that exceed the server's max_model_len instead of refusing the workload")
+    r.add_argument("--fail-fast", type=int, default=20, metavar="N",
+                   help="stop when the first N finished requests all failed with the same error (default 20; 0: never)")
     r.add_argument("--out", help="run directory (default runs/<UTC timestamp>-<workload>)")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     s = p.add_argument_group("built-in simulator (the target when there is no --url)")

@@ -48,7 +48,7 @@ class Engine:
     """Dispatches a schedule over a Pool and writes one row per request to a Recorder."""
 
     def __init__(self, loop, pool_factory, offsets_ns, input_len, output_len, build, recorder,
-                 *, max_concurrency=None, request_timeout_s=600.0, log_error=None):
+                 *, max_concurrency=None, request_timeout_s=600.0, failures=None):
         self.loop = loop
         self.pool: Pool = pool_factory(self)
         self.offsets_ns = offsets_ns  # schedule offsets from t=0, non-decreasing
@@ -59,7 +59,7 @@ class Engine:
         self.recorder = recorder
         self.cap = max_concurrency
         self.timeout_ns = int(request_timeout_s * 1e9)
-        self.log_error = log_error or (lambda rid, kind, status, excerpt: None)
+        self.failures = failures  # varcas.load.failures.FailureLog, or None
         self.n = len(offsets_ns)
         self.next = 0
         self.inflight: dict[int, Connection] = {}
@@ -146,17 +146,17 @@ class Engine:
             kind = "server"
         elif p.done_ns == 0:
             kind = "truncated"
+        excerpt = b""
         if kind is not None and kind != "truncated":
-            excerpt = p.error_event if kind == "server" else p.body_excerpt
-            self.log_error(conn.request[0], kind, status, excerpt or (p.errmsg or "").encode())
-        self._finish(conn, kind, p.done_ns if kind is None else monotonic_ns())
+            excerpt = (p.error_event if kind == "server" else p.body_excerpt) or (p.errmsg or "").encode()
+        self._finish(conn, kind, p.done_ns if kind is None else monotonic_ns(), excerpt)
 
     def on_failure(self, conn: Connection, kind: str) -> None:
         """The connection failed or closed before the response completed."""
         if conn.request is not None:
             self._finish(conn, kind, monotonic_ns())
 
-    def _finish(self, conn: Connection, kind, end_ns: int) -> None:
+    def _finish(self, conn: Connection, kind, end_ns: int, excerpt: bytes = b"") -> None:
         i, slot_wait = conn.request
         p = conn.parser
         in_tok = out_tok = None
@@ -176,6 +176,10 @@ class Engine:
             p if sent else b"",
         )
         self._count(kind, sent, first_token, scheduled + slot_wait, p.n_events)
+        if self.failures is not None:
+            self.failures.record(i, kind, p.status, excerpt)
+            if self.failures.tripped and not self.stopped:
+                self.stop_sending()  # fail fast: the first requests all failed the same way
         del self.inflight[i]
         if kind is None:
             self.pool.release(conn)

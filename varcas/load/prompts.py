@@ -49,10 +49,12 @@ def _check_int(name: str, value: object, low: int) -> int:
 
 
 class _EncodedPool:
-    """n items in one buffer, item k at data[offsets[k]:offsets[k+1]-1] (then a separator)."""
+    """n items in one buffer, item k at data[offsets[k]:offsets[k+1]-sep] (then `sep` bytes of
+    separator: 1 for token IDs and words, 0 for text pieces that carry their own spacing)."""
 
-    def __init__(self, data: bytes, offsets: np.ndarray, seed: int) -> None:
+    def __init__(self, data: bytes, offsets: np.ndarray, seed: int, sep: int = 1) -> None:
         self.n = len(offsets) - 1
+        self._sep = sep
         self._view = memoryview(data)
         self._offsets = offsets
         self._shift = _mix64(seed) % self.n
@@ -74,7 +76,8 @@ class _EncodedPool:
             parts.append(self._view[self._offsets[start]:self._offsets[start + take]])
             count -= take
             start = 0
-        parts[-1] = parts[-1][:-1]
+        if self._sep:
+            parts[-1] = parts[-1][:-self._sep]
         return parts
 
 
@@ -97,57 +100,83 @@ def _encode_ids(ids: np.ndarray) -> tuple[bytes, np.ndarray]:
 
 class TokenPrompts:
     """Prompts as JSON arrays of token IDs (vLLM's completions API accepts a list of ints as
-    `prompt`), drawn uniformly from [vocab_low, vocab_high). The default range avoids the
-    special and byte-level tokens at the bottom of common vocabularies and fits a 32k one."""
+    `prompt`). With `ids` (the corpus as the served model tokenizes it, varcas.load.vocab) the
+    pool is that real text and first tokens come from its distinct IDs, so every ID exists in
+    the model's vocabulary. Without, IDs are drawn uniformly from [vocab_low, vocab_high): the
+    default range avoids the special and byte-level tokens at the bottom of common
+    vocabularies and fits a 32k one, but a smaller vocabulary rejects them."""
 
     def __init__(self, seed: int, vocab_low: int = 1000, vocab_high: int = 29000,
-                 pool_tokens: int = 1 << 20) -> None:
+                 pool_tokens: int = 1 << 20, ids: np.ndarray | None = None) -> None:
         seed = _check_int("seed", seed, 0)
-        self.vocab_low = _check_int("vocab_low", vocab_low, 0)
-        self.vocab_high = _check_int("vocab_high", vocab_high, self.vocab_low + 1)
-        _check_int("pool_tokens", pool_tokens, 1)
-        rng = np.random.default_rng(seed)
-        ids = rng.integers(self.vocab_low, self.vocab_high, pool_tokens, dtype=np.int64)
+        if ids is None:
+            self.vocab_low = _check_int("vocab_low", vocab_low, 0)
+            self.vocab_high = _check_int("vocab_high", vocab_high, self.vocab_low + 1)
+            _check_int("pool_tokens", pool_tokens, 1)
+            rng = np.random.default_rng(seed)
+            ids = rng.integers(self.vocab_low, self.vocab_high, pool_tokens, dtype=np.int64)
+            self._firsts = np.arange(self.vocab_low, self.vocab_high, dtype=np.int64)
+        else:
+            ids = np.asarray(ids, dtype=np.int64)
+            if ids.ndim != 1 or not len(ids) or ids.min() < 0:
+                raise VarcasError("prompt token IDs must be a non-empty list of non-negative integers")
+            self._firsts = np.unique(ids)
+            self.vocab_low, self.vocab_high = int(self._firsts[0]), int(self._firsts[-1]) + 1
         self._pool = _EncodedPool(*_encode_ids(ids), seed=seed)
-        self._first_shift = _mix64(seed ^ 0x5EED) % (self.vocab_high - self.vocab_low)
+        self._first_shift = _mix64(seed ^ 0x5EED) % len(self._firsts)
 
     def fragment(self, i: int, length: int) -> bytes:
         """JSON array bytes (b"[523,19,...]") of exactly `length` IDs for request i.
-        The first ID is vocab_low + (shift + i) mod vocab size, so consecutive requests
-        differ at token 0; the rest is the pool window for request i."""
+        The first ID is the ((shift + i) mod F)-th of the F possible first IDs, so consecutive
+        requests differ at token 0; the rest is the pool window for request i."""
         i = _check_int("request index", i, 0)
         length = _check_int("prompt length", length, 1)
-        first = self.vocab_low + (self._first_shift + i) % (self.vocab_high - self.vocab_low)
+        first = self._firsts[(self._first_shift + i) % len(self._firsts)]
         head = b"[%d" % first
         if length == 1:
             return head + b"]"
         return b"".join([head, b",", *self._pool.window(self._pool.start(i), length - 1), b"]"])
 
 
-class TextPrompts:
-    """Prompts as JSON string literals of plain English from a corpus, for chat endpoints
-    that take text. The default, varcas/data/corpus.txt, is ~50 KB (~8,800 words) of
-    original prose on many topics written for varcas. Whitespace is normalised to single
-    spaces; words are JSON-escaped (ASCII) once, at load."""
+def corpus_words(corpus_path: str | Path | None = None) -> list[str]:
+    """The words of a corpus (default varcas/data/corpus.txt, ~50 KB, ~8,800 words of original
+    prose on many topics written for varcas), whitespace-split."""
+    path = Path(corpus_path) if corpus_path is not None else data_path("corpus.txt")
+    try:
+        words = path.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError) as e:
+        raise VarcasError(f"cannot read corpus {path}: {e}") from None
+    if not words:
+        raise VarcasError(f"corpus {path} has no words")
+    return words
 
-    def __init__(self, seed: int, corpus_path: str | Path | None = None) -> None:
+
+class TextPrompts:
+    """Prompts as JSON string literals of plain English, for chat endpoints that take text.
+
+    Two pools: the corpus's words (whitespace normalised to single spaces), a prompt of n
+    tokens being round(n * words_per_token) words (an estimate; the server's usage says the
+    truth); or, given `pieces` (the corpus cut at the served model's token boundaries,
+    varcas.load.vocab), exactly n pieces, which that tokenizer reads back as n tokens except
+    where a merge crosses the window's edges. Items are JSON-escaped (ASCII) once, at load."""
+
+    def __init__(self, seed: int, corpus_path: str | Path | None = None,
+                 words_per_token: float = WORDS_PER_TOKEN, pieces: list[str] | None = None) -> None:
         seed = _check_int("seed", seed, 0)
-        path = Path(corpus_path) if corpus_path is not None else data_path("corpus.txt")
-        try:
-            words = path.read_text(encoding="utf-8").split()
-        except (OSError, UnicodeDecodeError) as e:
-            raise VarcasError(f"cannot read corpus {path}: {e}") from None
-        if not words:
-            raise VarcasError(f"corpus {path} has no words")
-        escaped = [json.dumps(w)[1:-1].encode("ascii") for w in words]
+        if not words_per_token > 0:
+            raise VarcasError(f"words per token must be > 0, got {words_per_token}")
+        self.words_per_token = 1.0 if pieces else words_per_token
+        sep = 0 if pieces else 1  # words are joined by one space; pieces carry their own
+        items = pieces if pieces else corpus_words(corpus_path)
+        escaped = [json.dumps(w)[1:-1].encode("ascii") for w in items]
         offsets = np.zeros(len(escaped) + 1, dtype=np.int64)
-        np.cumsum([len(w) + 1 for w in escaped], out=offsets[1:])
-        self._pool = _EncodedPool(b" ".join(escaped) + b" ", offsets, seed=seed)
+        np.cumsum([len(w) + sep for w in escaped], out=offsets[1:])
+        self._pool = _EncodedPool(b" ".join(escaped) + b" " if sep else b"".join(escaped), offsets, seed=seed, sep=sep)
 
     def fragment(self, i: int, approx_tokens: int) -> bytes:
-        """A JSON string literal (quotes included) of round(approx_tokens*WORDS_PER_TOKEN)
-        words (at least one), starting at request i's own place in the corpus."""
+        """A JSON string literal (quotes included) of round(approx_tokens*words_per_token)
+        items (at least one), starting at request i's own place in the corpus."""
         i = _check_int("request index", i, 0)
         approx_tokens = _check_int("prompt length", approx_tokens, 1)
-        words = max(1, round(approx_tokens * WORDS_PER_TOKEN))
-        return b"".join([b'"', *self._pool.window(self._pool.start(i), words), b'"'])
+        items = max(1, round(approx_tokens * self.words_per_token))
+        return b"".join([b'"', *self._pool.window(self._pool.start(i), items), b'"'])

@@ -32,13 +32,15 @@ from ..errors import VarcasError
 from ..rundir import ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, write_manifest
 from .client import Pool
 from .engine import Engine
-from .preflight import preflight
+from .context import fit_to_context
+from .failures import FailureLog
+from .preflight import control_client, preflight
 from .progress import Progress
-from .prompts import TextPrompts, TokenPrompts
 from .recorder import Recorder
 from .request import RequestBuilder, Target, parse_header
 from .schedule import build_schedule
 from .targets import open_target
+from .vocab import PromptPlan, from_tokenizer, plan_prompts
 from .workloads import load_workload
 
 SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")
@@ -70,6 +72,9 @@ class LoadConfig:
     seed: int = 0
     request_timeout_s: float = 600.0
     drain_timeout_s: float = 30.0
+    tokenizer: str | None = None  # local HF tokenizer (dir or tokenizer.json) for prompt token IDs
+    clip_to_context: bool = False  # shorten requests that exceed the model's max_model_len
+    fail_fast: int = 20  # stop when the first N finished requests all failed alike (0: never)
     quiet: bool = False
     sim: dict = field(default_factory=dict)  # varcas.sim.spawn flags for the no --url target
 
@@ -101,6 +106,8 @@ def prepare(cfg: LoadConfig) -> Prepared:
     """Validate every local input and build the schedule; no network."""
     if cfg.max_concurrency is not None and cfg.max_concurrency < 1:
         raise VarcasError(f"--max-concurrency must be >= 1, got {cfg.max_concurrency}")
+    if isinstance(cfg.fail_fast, bool) or not isinstance(cfg.fail_fast, int) or cfg.fail_fast < 0:
+        raise VarcasError(f"--fail-fast must be an integer >= 0, got {cfg.fail_fast!r}")
     for name, value in (("--request-timeout", cfg.request_timeout_s), ("--drain-timeout", cfg.drain_timeout_s)):
         if not value > 0 or value != value or value == float("inf"):
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
@@ -141,20 +148,38 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def _say(console, text: str) -> None:
+    if console is not None:
+        console.print(text)
+
+
 def run_load(cfg: LoadConfig, console=None) -> Path:
-    """Run one load test and return its run directory (status complete or interrupted)."""
+    """Run one load test and return its run directory (status complete, interrupted or failed)."""
     prep = prepare(cfg)
+    corpus = from_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     api_key = os.environ.get(cfg.api_key_env) or None
     with open_target(cfg.url, cfg.sim, console) as (url, target_kind, target_params):
         target = Target.parse(url)
         auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        info = preflight(target, cfg.model, {**dict(prep.headers), **auth}, cfg.insecure)
+        headers = {**dict(prep.headers), **auth}
+        info = preflight(target, cfg.model, headers, cfg.insecure)
+        with control_client(headers, cfg.insecure) as client:
+            plan = plan_prompts(cfg.api, cfg.seed, corpus, client, target.url("/tokenize"), info.model)
+        if plan.record["source"] == "none" and cfg.api == "completions" and target_kind == "server":
+            _say(console, "prompts: random token IDs in [1000, 29000): the server has no /tokenize; "
+                          "--tokenizer gives IDs from the model's own vocabulary")
+        prep.input_len, prep.output_len, note = fit_to_context(
+            prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
         run_dir = make_run_dir(cfg.out, prep.workload_name)
         builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key)
         manifest = base_manifest(prep, url, target_kind, target_params, info)
+        manifest["prompts"] = plan.record
+        if note:
+            _say(console, note)
+            manifest["warnings"].append(note)
         write_manifest(run_dir, manifest)
         _raise_fd_limit()
-        outcome = _execute(prep, builder, target, run_dir, console, api_key)
+        outcome = _execute(prep, plan, builder, target, run_dir, console, api_key)
         manifest.update(outcome)
         manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
         write_manifest(run_dir, manifest)
@@ -176,7 +201,7 @@ def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict
         "command": argv,
         "config": {**cfg.public(), "workload": prep.workload_name},
         "target": {"url": url, "model": info.model, "kind": target_kind, "server_version": info.server_version,
-                   **({"params": target_params} if target_params else {})},
+                   "max_model_len": info.max_model_len, **({"params": target_params} if target_params else {})},
         "seed": cfg.seed,
         "clock_anchor": {"monotonic_ns": monotonic_ns(), "unix_ns": time.time_ns()},
         "started_at": datetime.now(timezone.utc).isoformat(),
@@ -185,32 +210,24 @@ def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict
     }
 
 
-def _prompt_source(cfg: LoadConfig):
-    return TextPrompts(cfg.seed) if cfg.api == "chat" else TokenPrompts(cfg.seed)
-
-
-def _execute(prep: Prepared, builder: RequestBuilder, target: Target, run_dir: Path, console, api_key) -> dict:
+def _execute(prep: Prepared, plan: PromptPlan, builder: RequestBuilder, target: Target, run_dir: Path,
+             console, api_key) -> dict:
     """Drive the event loop over the schedule; returns the manifest fields of the outcome."""
     cfg = prep.config
-    prompts = _prompt_source(cfg)
-    fragment, build_req, in_len, out_len = prompts.fragment, builder.build, prep.input_len, prep.output_len
+    fragment, build_req, in_len, out_len = plan.prompts.fragment, builder.build, prep.input_len, prep.output_len
+    # A chat template adds its own tokens around the message: the message gets the rest.
+    prompt_len = np.maximum(in_len.astype(np.int64) - plan.template_tokens, 1)
 
     def build(i: int) -> bytes:
-        return build_req(i, fragment(i, int(in_len[i])), int(out_len[i]))
+        return build_req(i, fragment(i, int(prompt_len[i])), int(out_len[i]))
 
     recorder = Recorder(run_dir)
-    errlog = open(run_dir / ERRORS_LOG, "a", encoding="utf-8")
-
-    def log_error(rid, kind, status, excerpt: bytes) -> None:
-        text = excerpt[:300].decode("utf-8", "replace").replace("\n", " ")
-        if api_key:
-            text = text.replace(api_key, "***")
-        errlog.write(f"request {rid}\t{kind}\tHTTP {status}\t{text}\n")
-
+    secrets = (api_key or "", *(v for k, v in prep.headers if any(s in k.lower() for s in SENSITIVE_HEADERS)))
+    failures = FailureLog(run_dir / ERRORS_LOG, secrets, cfg.fail_fast)
     loop = uvloop.new_event_loop()
     engine = Engine(loop, lambda owner: Pool(loop, target, owner, cfg.insecure), prep.offsets_ns,
                     in_len, out_len, build, recorder, max_concurrency=cfg.max_concurrency,
-                    request_timeout_s=cfg.request_timeout_s, log_error=log_error)
+                    request_timeout_s=cfg.request_timeout_s, failures=failures)
     planned_s = float(prep.offsets_ns[-1]) / 1e9
     ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     try:
@@ -218,17 +235,25 @@ def _execute(prep: Prepared, builder: RequestBuilder, target: Target, run_dir: P
             start_ns, interrupted = loop.run_until_complete(_drive(engine, cfg, progress, recorder))
     finally:
         recorder.close()
-        errlog.close()
+        failures.close()
         loop.close()
     ru1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     cpu_s = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     stats = engine.stats
+    ok = stats.done - stats.errors
+    failure = None
+    if failures.tripped:
+        failure = f"the first {failures.window} requests all failed: {failures.tripped}"
+    elif not interrupted and stats.sent and not ok:
+        failure = f"every request failed; the first: {failures.first or 'cancelled at the drain timeout'}"
     return {
-        "status": "interrupted" if interrupted else "complete",
+        "status": "failed" if failure else "interrupted" if interrupted else "complete",
+        **({"failure": failure} if failure else {}),
+        **({"first_error": failures.first} if failures.first else {}),
         "start_ns": start_ns,
         "end_ns": monotonic_ns(),
         "ended_at": datetime.now(timezone.utc).isoformat(),
-        "counts": {"scheduled": engine.n, "sent": stats.sent, "ok": stats.done - stats.errors,
+        "counts": {"scheduled": engine.n, "sent": stats.sent, "ok": ok,
                    "failed": stats.errors, "errors": dict(stats.error_kinds)},
         "client": {"cpu_s": cpu_s, "wall_s": wall1 - wall0, "cpu_util": cpu_s / max(wall1 - wall0, 1e-9),
                    "connections_opened": engine.pool.opened},

@@ -1,17 +1,26 @@
 """The table printed when a load run ends: varcas.analyze's summary of the run directory."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..analyze import load_run, render, summarize
-from ..rundir import read_manifest
+from ..rundir import ERRORS_LOG, read_manifest
 
+EXIT_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
 def print_summary(run_dir: Path, console) -> int:
-    """Print the run's summary and trust warnings; exit status 130 if it was interrupted."""
+    """Print the run's summary and trust warnings. Exit status: 0 complete, 1 failed (every
+    request failed, or fail-fast stopped it: the reason on stderr), 130 interrupted."""
     summary = summarize(load_run(run_dir))
     render(summary, console)
     console.print(f"results: {run_dir}")
-    return EXIT_INTERRUPTED if read_manifest(run_dir).get("status") == "interrupted" else 0
+    manifest = read_manifest(run_dir)
+    status = manifest.get("status")
+    if status == "failed":
+        print(f"varcas: run failed: {manifest.get('failure')} (every error: {Path(run_dir) / ERRORS_LOG})",
+              file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_INTERRUPTED if status == "interrupted" else 0

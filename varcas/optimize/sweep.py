@@ -161,6 +161,10 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
                     if state["runs"][stage] == "interrupted":
                         state["status"] = "interrupted"
                         break
+                    if state["runs"][stage] == "failed":  # every request failed, or fail-fast stopped it
+                        failure = rundir.read_manifest(cdir / stage).get("failure")
+                        state.update(status="failed", reason=f"{failure} (during {stage})")
+                        break
                     if problem := backend.problem():
                         state.update(status="failed", reason=f"{problem} (during {stage})")
                         break
