@@ -154,7 +154,7 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
             stage = "the warm-up"
             try:
                 if backend.kind != "offline" and spec.warmup:
-                    _warm_up(spec, backend, cdir)
+                    _warm_up(spec, backend, cdir, rearm)
                 for workload, stage in spec.names.items():
                     state["runs"][stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
                     sweepdir.write_config(out, state)
@@ -187,14 +187,20 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
     return state
 
 
-def _warm_up(spec: SweepSpec, backend, cdir: Path) -> None:
-    """A few short requests first (compilation, caches), into a throwaway run directory."""
+def _warm_up(spec: SweepSpec, backend, cdir: Path, rearm) -> None:
+    """A few short requests first (compilation, caches), into a throwaway run directory.
+    Ctrl-C or SIGTERM during it interrupts the configuration like one during a run."""
     wdir = cdir / "warmup"
     shutil.rmtree(wdir, ignore_errors=True)
-    backend.run(LoadConfig(workload=spec.workloads[0], num_requests=spec.warmup, rps=float(spec.warmup),
-                           input_len=WARMUP_INPUT, output_len=WARMUP_OUTPUT, out=str(wdir), quiet=True,
-                           seed=spec.seed, request_timeout_s=spec.request_timeout_s,
-                           drain_timeout_s=spec.request_timeout_s))
+    try:
+        backend.run(LoadConfig(workload=spec.workloads[0], num_requests=spec.warmup, rps=float(spec.warmup),
+                               input_len=WARMUP_INPUT, output_len=WARMUP_OUTPUT, out=str(wdir), quiet=True,
+                               seed=spec.seed, request_timeout_s=spec.request_timeout_s,
+                               drain_timeout_s=spec.request_timeout_s))
+    finally:
+        rearm()  # the run's event loop reset the SIGTERM handler
+    if rundir.read_manifest(wdir).get("status") == "interrupted":
+        raise KeyboardInterrupt
 
 
 def _run_workload(spec: SweepSpec, backend, run_dir: Path, workload: str, rearm) -> str:
