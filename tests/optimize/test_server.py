@@ -235,3 +235,33 @@ def test_the_server_dies_when_varcas_is_sigkilled(port, log):
         parent.stdout.close()
     assert wait_gone(server)
     assert not port_in_use("127.0.0.1", port)
+
+
+def test_a_sigkilled_varcas_leaves_no_member_of_the_group(port, log, tmp_path):
+    """PR_SET_PDEATHSIG reaches the leader only; a member ignoring SIGTERM (as a starting vLLM's
+    engine process does) is SIGKILLed by the watchdog once the grace is over."""
+    child_pidfile = tmp_path / "child.pid"
+    argv = fake(port, "grandchild", "--child-pidfile", str(child_pidfile))
+    code = ("import sys; from pathlib import Path; from varcas.optimize.server import launch; "
+            f"srv = launch({argv!r}, Path({str(log)!r}), port={port}, ready_timeout_s=10, grace_s=1.0); "
+            "print(srv.pid, flush=True); import time; time.sleep(60)")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=child_env())
+    try:
+        leader = int(parent.stdout.readline())
+        child = int(child_pidfile.read_text())
+        assert not gone(child)
+    finally:
+        parent.kill()
+        parent.wait()
+        parent.stdout.close()
+    t0 = time.monotonic()
+    assert wait_gone(leader) and wait_gone(child, 5.0)
+    assert 0.9 <= time.monotonic() - t0 < 4.0  # SIGTERM first, SIGKILL after the 1 s grace
+
+
+def test_stopping_normally_ends_the_watchdog(port, log):
+    srv = launch(fake(port, "ok"), log, port=port, ready_timeout_s=10)
+    watchdog = srv._watchdog[0].pid
+    assert not gone(watchdog)
+    srv.stop(grace_s=2.0)
+    assert wait_gone(watchdog, 1.0) and srv._watchdog is None

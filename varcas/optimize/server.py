@@ -14,6 +14,10 @@ stop() has signalled the group for the last time, so its pid, which is the group
 reused by another process meanwhile. And on Linux the leader gets PR_SET_PDEATHSIG=SIGTERM, so
 a SIGKILLed varcas does not leave a server holding a GPU; the kernel sends it when the *thread*
 that called launch() ends, so call launch() from a thread that outlives the server.
+That signal reaches the leader only, and a starting vLLM ignores SIGTERM while its engine
+process (same group) would outlive it: so a watchdog process, in a session of its own, holds
+the read end of a pipe whose write end only varcas has. EOF (varcas died) makes it SIGTERM the
+whole group and SIGKILL it after the grace; stop() ends the watchdog before reaping the leader.
 """
 from __future__ import annotations
 
@@ -40,6 +44,25 @@ KILL_WAIT_S = 30.0     # after SIGKILL: a process in the GPU driver can take a w
 TAIL_BYTES = 65536     # log_tail reads at most this much of the log's end
 PR_SET_PDEATHSIG = 1   # linux/prctl.h
 HEADER = "# varcas: "  # prefix of the lines varcas itself writes to the log
+# The watchdog (argv: group id, grace seconds): waits for EOF on stdin, then stops the group.
+WATCHDOG = """
+import os, signal, sys, time
+pgid, grace = int(sys.argv[1]), float(sys.argv[2])
+sys.stdin.buffer.read()
+def alive():
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except OSError:
+        return False
+if alive():
+    os.killpg(pgid, signal.SIGTERM)
+    end = time.monotonic() + grace
+    while alive() and time.monotonic() < end:
+        time.sleep(0.05)
+    if alive():
+        os.killpg(pgid, signal.SIGKILL)
+"""
 
 
 class ServerStartError(VarcasError):
@@ -79,6 +102,7 @@ class ManagedServer:
         self.ready_s = float("nan")
         self._proc, self._grace_s = proc, grace_s
         self._status: int | None = None   # the leader's exit status, once known
+        self._watchdog = _watchdog(proc.pid, grace_s)
 
     def exit_status(self) -> int | None:
         """None while the leader runs; else its status as Popen.returncode has it (-N: signal N)."""
@@ -119,7 +143,16 @@ class ManagedServer:
                 if not self._wait_exit(KILL_WAIT_S):
                     return None
         self._signal_group(signal.SIGKILL)   # members that outlived the leader, e.g. ignoring SIGTERM
+        self._end_watchdog()                 # before the leader's pid (the group's id) may be reused
         return self._proc.wait()             # reaps the leader: only now may its pid be reused
+
+    def _end_watchdog(self) -> None:
+        if self._watchdog is not None:
+            proc, write_end = self._watchdog
+            proc.kill()
+            proc.wait()
+            os.close(write_end)
+            self._watchdog = None
 
     def _signal_group(self, sig: signal.Signals) -> None:
         try:
@@ -243,6 +276,20 @@ def _status_words(status: int) -> str:
         return f"was killed by {signal.Signals(-status).name}"
     except ValueError:
         return f"was killed by signal {-status}"
+
+
+def _watchdog(pgid: int, grace_s: float) -> tuple[subprocess.Popen, int] | None:
+    """Start the watchdog of group pgid (see the module docstring): (process, pipe write end)."""
+    read_end, write_end = os.pipe()   # not inheritable: later servers do not hold it open
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", WATCHDOG, str(pgid), str(grace_s)], stdin=read_end,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        os.close(write_end)
+        return None   # PR_SET_PDEATHSIG still stops the leader
+    finally:
+        os.close(read_end)
+    return proc, write_end
 
 
 def _die_with_parent() -> Callable[[], None] | None:
