@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import os
 import sys
 
-from .errors import VarcasError
+from .errors import EXIT_BROKEN_PIPE, EXIT_ERROR, EXIT_INTERRUPTED, VarcasError
 
 COMMANDS = {
     "load": ("varcas.load.cli", "run an open-loop load test against a server"),
@@ -57,14 +58,21 @@ def positive_int(text: str) -> int:
 
 def run_command(module_name: str, prog: str, argv: list[str]) -> int:
     """Parse argv with the command's parser and run it; VarcasError -> one line, exit 2."""
-    module = importlib.import_module(module_name)
-    parser = module.build_parser(prog)
-    args = parser.parse_args(argv)
     try:
-        return int(module.run(args) or 0)
+        module = importlib.import_module(module_name)
+        args = module.build_parser(prog).parse_args(argv)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()
+        return code
     except VarcasError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
+    except KeyboardInterrupt:  # a signal before anything was recorded (commands keep what they recorded)
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly, as cat does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return EXIT_BROKEN_PIPE
 
 
 def main(argv: list[str] | None = None) -> int:

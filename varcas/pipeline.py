@@ -25,8 +25,7 @@ from rich.console import Console
 
 from . import rundir
 from .cli import OneLineParser, positive_float
-from .errors import VarcasError
-from .load.summary import EXIT_INTERRUPTED
+from .errors import EXIT_INTERRUPTED, VarcasError
 from .load.workloads import load_workload
 from .optimize import sweepdir
 from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
@@ -89,11 +88,13 @@ def run(args) -> int:
     console = Console(highlight=False)
     spec, workloads, batches = _check(args)
     out = Path(args.out)
+    state_path = out / PIPELINE_FILE
+    if not state_path.is_file() and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VarcasError(f"--out {out}: exists and is neither empty nor a pipeline directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise VarcasError(f"--out {out}: cannot create ({exc.strerror})") from None
-    state_path = out / PIPELINE_FILE
     state = sweepdir.read_json(state_path, "pipeline state") if state_path.is_file() else {}
     state.update(model=args.model, gpu=args.gpu, quant=args.quant, target=_target_text(spec, args),
                  workloads=list(workloads), batch_sizes=batches, steps=state.get("steps", {}))

@@ -77,9 +77,28 @@ def read_manifest(run_dir: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise VarcasError(f"{path}: unreadable manifest ({exc.__class__.__name__})") from None
+    return check_manifest(manifest, path)
+
+
+# The manifest's fields that readers use, and the JSON types each must have when present
+# (null is allowed: older runs and runs that died lack some).
+_MANIFEST_TYPES = {"config": dict, "target": dict, "counts": dict, "client": dict, "clock_anchor": dict,
+                   "prompts": dict, "status": str, "start_ns": int, "end_ns": int, "warnings": list,
+                   "command": list}
+_JSON_NAMES = {dict: "an object", str: "a string", int: "an integer", list: "a list"}
+
+
+def check_manifest(manifest, where) -> dict:
+    """A manifest whose schema version this varcas reads and whose fields have their types;
+    VarcasError naming the field otherwise (readers then use them without checks)."""
     if not isinstance(manifest, dict):
-        raise VarcasError(f"{path}: unreadable manifest (not a JSON object)")
-    _check_version(manifest.get("schema_version"), path)
+        raise VarcasError(f"{where}: unreadable manifest (not a JSON object)")
+    _check_version(manifest.get("schema_version"), where)
+    for key, kind in _MANIFEST_TYPES.items():
+        value = manifest.get(key)
+        if value is not None and (not isinstance(value, kind) or kind is int and isinstance(value, bool)):
+            raise VarcasError(f"{where}: run.json field {key!r} must be {_JSON_NAMES[kind]}, "
+                              f"got {type(value).__name__} {str(value)[:40]!r}")
     return manifest
 
 
@@ -201,6 +220,9 @@ def recover(run_dir: Path) -> int:
     manifest = read_manifest(run_dir)
     if not (run_dir / ARROWS).is_file():
         raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS})")
+    if manifest.get("status") != "running" and (run_dir / PARQUET).is_file():
+        raise VarcasError(f"{run_dir}: nothing to recover: the run ended ({manifest.get('status')}) "
+                          f"and its {PARQUET} was written")
     if manifest.get("status") == "running":
         manifest["status"] = "interrupted"
         manifest["recovered"] = True

@@ -99,3 +99,56 @@ def test_bad_input_is_a_one_line_error(tmp_path):
             load_run(path)
         assert "\n" not in str(caught.value)
     assert load_run(good).n == 30
+
+
+def _rewrite(tmp_path, name, cols, column, array):
+    run = synth.write_run(tmp_path / name, cols)
+    table = synth.table(cols)
+    table = table.set_column(table.schema.get_field_index(column), column, array)
+    rundir.write_parquet(table, run / rundir.PARQUET, synth.manifest(cols))
+    return run
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("config", 5, "run.json field 'config' must be an object, got int"),
+    ("target", "x", "run.json field 'target' must be an object, got str"),
+    ("counts", [1], "run.json field 'counts' must be an object, got list"),
+    ("client", True, "run.json field 'client' must be an object, got bool"),
+    ("start_ns", "0", "run.json field 'start_ns' must be an integer, got str"),
+    ("start_ns", True, "run.json field 'start_ns' must be an integer, got bool"),
+    ("status", 3, "run.json field 'status' must be a string, got int"),
+])
+def test_wrongly_typed_manifest_fields_are_one_line_errors(tmp_path, field, value, message):
+    run = synth.write_run(tmp_path / "r", small_columns(), **{field: value})
+    with pytest.raises(VarcasError, match=message):
+        load_run(run)
+
+
+def test_wrongly_typed_or_impossible_columns_are_one_line_errors(tmp_path):
+    cols = small_columns()
+    n = cols["request_id"].size
+    cases = {
+        "column sent_ns is string": pa.array([str(x) for x in cols["sent_ns"]]),
+        "column end_ns is double": pa.array(cols["end_ns"].astype(float)),
+        "column token_ns is list<element: double>": pa.array([[1.5]] * n, pa.list_(pa.float64())),
+        "column error is int64": pa.array(np.zeros(n, np.int64)),
+        "column end_ns holds times more than 100 years": pa.array(
+            np.where(np.arange(n) == 5, np.iinfo(np.int64).max, cols["end_ns"])),
+        "column sent_ns holds times more than 100 years": pa.array(
+            np.where(np.arange(n) == 2, np.iinfo(np.int64).min + 1, cols["sent_ns"])),
+    }
+    for k, (message, array) in enumerate(cases.items()):
+        column = message.split()[1]
+        run = _rewrite(tmp_path, f"c{k}", cols, column, array)
+        with pytest.raises(VarcasError, match=message) as caught:
+            load_run(run)
+        assert "\n" not in str(caught.value)
+
+
+def test_the_cli_reports_a_wrongly_typed_run_in_one_line(tmp_path, capsys):
+    from tests.cli_helpers import cli
+
+    run = synth.write_run(tmp_path / "r", small_columns(), config=5)
+    for command in ("analyze", "report"):
+        code, out, err = cli(capsys, command, run)
+        assert code == 2 and "run.json field 'config' must be an object" in err and len(err.strip().splitlines()) == 1

@@ -265,3 +265,18 @@ def test_bad_arguments_are_one_line_errors(hand, kwargs, message):
 
     with pytest.raises(VarcasError, match=message):
         summarize(hand, **kwargs)
+
+
+@pytest.mark.parametrize("manifest_end", [True, False])
+def test_a_far_future_end_does_not_stretch_the_timeline(tmp_path, manifest_end):
+    """One corrupt end_ns a year ahead: the timeline stops at the run's end (or, without one, at
+    the last planned send plus the timeouts), not after 31 million one-second bins."""
+    cols = synth.simulate(np.arange(20) * 0.5, prefill_ms=50, itl_ms=10, tokens=8)
+    honest_end = int(np.max(cols["end_ns"]))
+    cols["end_ns"][7] = START_NS + 365 * 24 * 3600 * synth.S
+    overrides = {"end_ns": honest_end} if manifest_end else {"end_ns": None, "status": "running"}
+    run = load_run(synth.write_run(tmp_path / "r", cols, **overrides))
+    s = summarize(run)
+    limit_s = (honest_end - START_NS) / synth.S if manifest_end else 9.5 + 630
+    assert s.timeline.t_s.size == int(limit_s) + 1
+    assert s.whole.duration_s == pytest.approx(limit_s)

@@ -75,6 +75,19 @@ def test_api_key_never_lands_in_the_run_directory(tmp_path, server):
     assert read_manifest(out)["config"]["headers"][0] == "X-Api-Key: ***"
 
 
+def test_custom_header_values_never_land_in_the_run_directory(tmp_path, server):
+    secret = "azure-key-0a1b2c3d4e5f"
+    out = tmp_path / "r"
+    res = varcas_cli(*LOAD, "--url", server.url, "--num-requests", "3", "--rps", "50", "--out", str(out), "--quiet",
+                     "--header", f"Ocp-Apim-Subscription-Key: {secret}", f"--header=X-Tenant: {secret}")
+    assert res.returncode == 0, res.stderr
+    for f in out.iterdir():
+        assert secret.encode() not in f.read_bytes(), f.name
+    manifest = read_manifest(out)
+    assert manifest["config"]["headers"] == ["Ocp-Apim-Subscription-Key: ***", "X-Tenant: ***"]
+    assert "Ocp-Apim-Subscription-Key: ***" in manifest["command"] and "--header=X-Tenant: ***" in manifest["command"]
+
+
 def _start_load(server_url: str, out, *extra) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, *LOAD, "--url", server_url, "--rps", "40", "--duration", "30",
                              "--output-len", "8", "--input-len", "8", "--quiet", "--out", str(out), *extra],
@@ -122,6 +135,12 @@ def test_recover_after_the_process_is_killed(tmp_path, server):
     rows = pq.read_table(out / "requests.parquet").to_pylist()
     assert manifest["status"] == "interrupted" and manifest["counts"]["recorded"] == len(rows) >= 40
     assert sorted(r["request_id"] for r in rows) == sorted({r["request_id"] for r in rows})
+    before = (out / "requests.parquet").read_bytes()
+    res = varcas_cli("-m", "varcas.cli", "recover", str(out))  # again: now there is nothing to recover
+    assert res.returncode == 2 and res.stderr.strip() == (
+        f"varcas recover: error: {out}: nothing to recover: the run ended (interrupted) and its "
+        "requests.parquet was written")
+    assert (out / "requests.parquet").read_bytes() == before
 
 
 def test_recover_refuses_what_is_not_a_run(tmp_path):

@@ -1,13 +1,21 @@
 """Per-request failures are rows with the right error kind; the run always finishes."""
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
+import time
+
+import pyarrow.parquet as pq
 
 import pytest
 
 from varcas.testing.spawn import spawn
 
-from .helpers import load
+from varcas.rundir import read_manifest
+
+from .helpers import REPO, load
 
 
 @pytest.mark.parametrize(
@@ -93,3 +101,32 @@ def test_fail_fast_zero_sends_the_whole_schedule(tmp_path, server):
                              headers=["X-Fault: http_500"])
     assert manifest["counts"]["sent"] == 30 and len(rows) == 30
     assert manifest["status"] == "failed" and manifest["failure"].startswith("every request failed")
+
+
+def test_requests_waiting_for_a_slot_when_sending_stops_get_cancelled_rows(tmp_path, server):
+    """One slot, a stalled stream in it, the rest queue; Ctrl-C: each queued request was due,
+    so each gets its row (cancelled, never sent), and the counts add up."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "varcas.load", "--url", server.url, "--rps", "50", "--duration", "30",
+                             "--arrival", "constant", "--max-concurrency", "1", "--header", "X-Fault: stall",
+                             "--drain-timeout", "0.5", "--input-len", "8", "--output-len", "8", "--quiet",
+                             "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (out / "run.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    manifest = read_manifest(out)
+    rows = sorted(pq.read_table(out / "requests.parquet").to_pylist(), key=lambda r: r["request_id"])
+    waiting = [r for r in rows if r["sent_ns"] is None]
+    assert manifest["counts"]["sent"] == 1 and len(rows) > 40  # ~75 due in 1.5 s at 50/s
+    assert {r["error"] for r in rows} == {"cancelled"} and len(waiting) == len(rows) - 1
+    for r in waiting:
+        assert r["slot_wait_ns"] == r["end_ns"] - r["scheduled_ns"] > 0 and r["http_status"] == 0
+    assert [r["request_id"] for r in rows] == list(range(len(rows)))  # every due request has its row
+    assert manifest["counts"]["errors"] == {"cancelled": len(rows)} and manifest["counts"]["recorded"] == len(rows)

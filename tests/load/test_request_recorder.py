@@ -40,6 +40,17 @@ def test_bad_headers(bad):
         parse_header(bad)
 
 
+def test_a_non_latin1_header_is_refused_before_the_run_directory_exists(tmp_path):
+    with pytest.raises(VarcasError, match="^bad --header X-Name: only Latin-1 characters can be sent in a header$"):
+        parse_header("X-Name: \u5f20\u4e09")
+    assert parse_header("X-Name: caf\u00e9") == ("X-Name", "caf\u00e9")  # Latin-1 is fine
+    from varcas.load.runner import LoadConfig, run_load
+
+    with pytest.raises(VarcasError, match="Latin-1"):
+        run_load(LoadConfig(url="http://127.0.0.1:9", headers=["X-Name: \u5f20"], out=str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
+
+
 def _row(i, tokens, error=None):
     return (i, 1000 + i, 0, 1010 + i, 1020 + i, tokens[0] if tokens else None, 5000 + i,
             16, len(tokens), 16, 8, 200 if error is None else 500, error, "length" if error is None else None)

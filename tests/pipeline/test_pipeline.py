@@ -64,3 +64,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (argv, r.stderr)
     r = pipeline("--model", "llama-2-7b", "--gpu", "t4", "--offline", "--out", str(tmp_path / "file" / "o"))
     assert r.returncode == 2 and "cannot create" in r.stderr
+    unrelated = tmp_path / "photos"
+    unrelated.mkdir()
+    (unrelated / "REPORT.md").write_text("mine")
+    r = pipeline("--model", "llama-2-7b", "--gpu", "t4", "--offline", "--out", str(unrelated))
+    assert r.returncode == 2 and r.stderr.strip().endswith(
+        f"--out {unrelated}: exists and is neither empty nor a pipeline directory")
+    assert [p.name for p in unrelated.iterdir()] == ["REPORT.md"] and (unrelated / "REPORT.md").read_text() == "mine"

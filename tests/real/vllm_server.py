@@ -5,10 +5,10 @@
         httpx.get(srv.url + "/v1/models")
 
 The server is `VENV/bin/vllm serve MODEL ...` exactly as a user types it (serve_argv), with
-the environment of serve_env() on top of os.environ. vLLM runs as a process tree (API
-server, engine core); VllmServer starts it as its own process group, so stopping or
-killing the group leaves nothing behind; if the test process dies first, the API server
-gets SIGKILL (PR_SET_PDEATHSIG) and a watchdog process SIGKILLs the rest of the group.
+the environment of serve_env() on top of os.environ, started by varcas's own launcher (the
+one `optimize --server-cmd` uses): vLLM runs as a process tree (API server, engine core) in
+a process group of its own, stopped as a whole, and a watchdog stops that group if the test
+process dies first (a starting vLLM ignores SIGTERM and its engine core would live on).
 
 For `varcas optimize --server-cmd`, server_cmd_template() gives the same command as one
 string with {port}; varcas's launcher gives the server varcas's own environment, so the
@@ -17,18 +17,13 @@ them in the command through `env`).
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shlex
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
+from varcas.optimize.server import free_port, launch
 
 VLLM_VERSION = "0.32.0"
 DEFAULT_VENV = Path.home() / ".cache" / "varcas" / f"vllm-{VLLM_VERSION}"
@@ -37,7 +32,6 @@ STAMP = ".varcas-vllm-ok"   # written by .ci/real-vllm.sh once the venv serves
 MAX_MODEL_LEN = 512
 HOST = "127.0.0.1"
 STOP_GRACE_S = 10.0
-PR_SET_PDEATHSIG = 1
 
 # Every variable vLLM needs here, and why. Values are strings (an environment).
 SERVE_ENV = {
@@ -92,183 +86,41 @@ def server_cmd_template(venv: Path, model_dir: Path, extra: str = "", *,
     return " ".join(words + ([extra] if extra else []))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent():
-    """A preexec_fn: SIGKILL the child when the thread that started it ends (Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
-
-    def preexec() -> None:   # between fork and exec: keep it tiny
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
-        if os.getppid() != parent:   # the parent died before prctl took effect
-            os._exit(1)
-    return preexec
-
-
-# PR_SET_PDEATHSIG reaches the API server only: its engine core, spawned by it, lives on
-# when it is SIGKILLed (measured: forever, with ~1.7 GiB), and SIGTERM does not help either
-# while the engine starts (the API server does not act on it until it is up). So a watchdog
-# process, outside the server's group, SIGKILLs the group when the test process is gone and
-# exits when the group is gone.
-_WATCHDOG = """
-import os, signal, sys, time
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-parent, pgid = int(sys.argv[1]), int(sys.argv[2])
-while True:
-    try:
-        os.killpg(pgid, signal.SIGKILL if os.getppid() != parent else 0)
-    except ProcessLookupError:
-        break
-    time.sleep(0.2)
-"""
-
-
-def _start_watchdog(pgid: int) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, str(os.getpid()), str(pgid)],
-                            stdin=subprocess.DEVNULL, start_new_session=True)
-
-
 class VllmServer:
-    """A vLLM server on a free loopback port, ready when __enter__ returns.
+    """A vLLM server on a free loopback port, ready when __enter__ returns: varcas's own
+    launcher (varcas.optimize.server.launch: own process group, readiness over /health and
+    /v1/models, PR_SET_PDEATHSIG and a watchdog so nothing outlives the test process, SIGTERM
+    then SIGKILL to the group), with the vLLM argv and environment above.
 
-    .url, .port, .pid, .log_path, .ready_s (start to first 200 from /v1/models);
-    .kill() SIGKILLs the whole process group (crash tests); leaving the `with` block
-    SIGTERMs the group, then SIGKILLs what is left after 10 s, also on exceptions.
-    Not thread-safe; one start per instance."""
+    .url, .port, .pid, .log_path, .ready_s; .kill() SIGKILLs the whole group (crash tests)."""
 
     def __init__(self, venv: Path, model_dir: Path, *, served_name: str = "tiny", extra=(),
-                 log_path: Path | None = None, ready_timeout_s: float = 300.0,
-                 env: dict[str, str] | None = None):
+                 log_path: Path | None = None, ready_timeout_s: float = 300.0):
         if not Path(model_dir, "config.json").is_file():
             raise FileNotFoundError(f"no model in {model_dir}: run .ci/real-vllm.sh")
-        self.venv, self.model_dir, self.served_name = Path(venv), Path(model_dir), served_name
-        self.extra, self.ready_timeout_s, self.env = list(extra), ready_timeout_s, env or {}
-        self.log_path = Path(log_path) if log_path else \
-            Path(tempfile.mkdtemp(prefix="varcas-vllm-")) / "server.log"
-        self.port = 0
-        self.proc: subprocess.Popen | None = None
-        self._watchdog: subprocess.Popen | None = None
-        self._started = 0.0
-        self.ready_s = float("nan")
+        self.port = free_port()
+        self.argv = serve_argv(venv, model_dir, self.port, served_name, extra)
+        self.log_path = Path(log_path) if log_path else Path(tempfile.mkdtemp(prefix="varcas-vllm-")) / "server.log"
+        self.ready_timeout_s = ready_timeout_s
+        self._server = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
+    url = property(lambda self: self._server.url)
+    pid = property(lambda self: self._server.pid)
+    ready_s = property(lambda self: self._server.ready_s)
 
     def __enter__(self) -> VllmServer:
-        try:
-            self.start()
-        except BaseException:
-            self.kill()   # a vLLM that is still starting does not act on SIGTERM
-            raise
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._server = launch(self.argv, self.log_path, host=HOST, port=self.port, env=SERVE_ENV,
+                              ready_timeout_s=self.ready_timeout_s, grace_s=STOP_GRACE_S)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Start the server and wait until it answers; a port taken between free_port()
-        and vLLM's bind is retried on another port."""
-        for _ in range(3):
-            self._spawn()
-            if self._wait_ready():
-                return
-            self.kill()
-        raise RuntimeError(f"vLLM found no free port; log {self.log_path}:\n{self.log_tail()}")
-
-    def _spawn(self) -> None:
-        self.port = free_port()
-        argv = serve_argv(self.venv, self.model_dir, self.port, self.served_name, self.extra)
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            log.write(f"== started {shlex.join(argv)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, **SERVE_ENV, **self.env}, start_new_session=True,
-                preexec_fn=_die_with_parent())
-        self._started = time.monotonic()
-        self._watchdog = _start_watchdog(self.proc.pid)
-
-    def _wait_ready(self) -> bool:
-        """True once GET /v1/models answers 200; False if vLLM exited because the port
-        was taken; raises if it exited otherwise or the timeout passed."""
-        deadline = self._started + self.ready_timeout_s
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                if self.proc.poll() is not None:
-                    tail = self.log_tail()
-                    if "address already in use" in tail.lower():
-                        return False
-                    raise RuntimeError(f"vLLM exited with status {self.proc.returncode} before "
-                                       f"it was ready; log {self.log_path}:\n{tail}")
-                try:
-                    if client.get(self.url + "/v1/models").status_code == 200:
-                        self.ready_s = time.monotonic() - self._started
-                        return True
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"vLLM not ready after {self.ready_timeout_s:.0f} s; "
-                                       f"log {self.log_path}:\n{self.log_tail()}")
-                time.sleep(0.25)
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        self._server.stop(STOP_GRACE_S)
 
     def kill(self) -> None:
-        """SIGKILL the whole group now, as a crash would (no graceful shutdown); returns
-        once every process of it is gone."""
-        if self.proc is not None:
-            self._signal_group(signal.SIGKILL)
-            self._reap(5.0)
-
-    def stop(self) -> None:
-        """SIGTERM the group; SIGKILL whatever is left after STOP_GRACE_S; reap."""
-        if self.proc is None:
-            return
-        self._signal_group(signal.SIGTERM)
-        if not self._reap(STOP_GRACE_S):
-            self._signal_group(signal.SIGKILL)
-            self._reap(5.0)
-
-    def _reap(self, timeout_s: float) -> bool:
-        """Wait up to timeout_s for the group to be gone; then reap the leader and the
-        watchdog (which exits once the group is gone). False on timeout."""
-        if not self._wait_group_gone(timeout_s):
-            return False
-        self.proc.wait()
-        self._watchdog.wait()
-        return True
-
-    def _signal_group(self, sig: int) -> None:
+        """SIGKILL the whole group now, as a crash would; returns once its leader is reaped."""
         try:
-            os.killpg(self.proc.pid, sig)   # start_new_session: the group id is the pid
+            os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-
-    def _wait_group_gone(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.proc.poll()   # reap the leader so that a zombie does not keep the group
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return True
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.1)
+        self._server.stop(0.0)

@@ -45,7 +45,7 @@ def test_flagged_columns_are_shaded(synthetic_report):
 def test_the_markdown_has_the_same_sections_without_plots(synthetic_report):
     md = text(synthetic_report)
     headings = [line for line in md.splitlines() if line.startswith("#")]
-    assert headings == ["# Batch sweep <of> max_num_seqs", "## Trust warnings", "### Failed or skipped",
+    assert headings == ["# Batch sweep &lt;of&gt; max_num_seqs", "## Trust warnings", "### Failed or skipped",
                         "## Key findings", "## Batch comparison: chat_medium",
                         "## Roofline explanation: model prediction vs measurement", "## Artifacts"]
     assert f"> **⚠ max_num_seqs-1/chat_medium**\n> - {OVERLOADED_TEXT}" in md
@@ -53,6 +53,16 @@ def test_the_markdown_has_the_same_sections_without_plots(synthetic_report):
     assert "| interactive | max_num_seqs-8 | --max-num-seqs 8 |" in md
     assert "| verdict | OVERLOADED | steady | steady | failed: boom |" in md
     assert "- sweep.json (950 B)" in md
+
+
+def test_server_chosen_strings_are_escaped_in_the_markdown(synthetic_report):
+    hostile = '<img src=x onerror="alert(1)"> & <script>'
+    synthetic_report.subject = f"model {hostile}"
+    synthetic_report.failures.append(f"configuration x: {hostile}")
+    synthetic_report.groups[0].rows[3]["reason"] = hostile
+    md = text(synthetic_report)
+    assert "<img" not in md and "<script>" not in md
+    assert '&lt;img src=x onerror="alert(1)"&gt; &amp; &lt;script&gt;' in md
 
 
 def test_a_report_of_steady_runs_says_there_is_nothing_to_distrust(synthetic_report):

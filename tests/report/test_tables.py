@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from varcas.report.findings import findings, pareto_line, trust_warnings
 from varcas.report.markdown import table as markdown_table
-from varcas.report.tables import (FLAG_NOTE, number, comparison_table, flags, phase_table, recommendation_table,
+from varcas.optimize.compare import server_flags
+from varcas.report.tables import (FLAG_NOTE, number, comparison_table, phase_table, recommendation_table,
                                   roofline_table)
 
 from .conftest import OVERLOADED_TEXT
@@ -43,10 +44,18 @@ def test_a_pipe_in_a_cell_is_escaped(synthetic_group):
     assert "| failed: exit \\| 1 |" in markdown_table(comparison_table(synthetic_group))
 
 
-def test_flags_are_the_parameter_names_as_vllm_spells_them():
-    assert flags({"max_num_seqs": "16", "max_num_batched_tokens": "2048"}) == \
+def test_flags_are_the_parameter_names_as_vllm_spells_them(synthetic_group):
+    assert server_flags({"max_num_seqs": "16", "max_num_batched_tokens": "2048"}) == \
         "--max-num-seqs 16 --max-num-batched-tokens 2048"
-    assert flags({}) == ""
+    assert server_flags({}) == ""
+    # a switch is a bare flag, in the report as in the terminal (they once differed)
+    assert server_flags({"enable_chunked_prefill": "true", "max_num_seqs": "8"}) == \
+        "--enable-chunked-prefill --max-num-seqs 8"
+    row = synthetic_group.rows[2]
+    row["params"] = {"enable_chunked_prefill": "true"}
+    for rec in synthetic_group.recommendations:
+        rec["config"] = row["config"]
+    assert {r[2] for r in recommendation_table(synthetic_group).rows} == {"--enable-chunked-prefill"}
 
 
 def test_recommendations_name_the_configuration_its_flags_and_why(synthetic_group):

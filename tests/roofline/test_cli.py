@@ -80,3 +80,17 @@ def test_missing_config_field_is_named(capsys, tmp_path):
     (tmp_path / "config.json").write_text('{"hidden_size": 64, "num_hidden_layers": 2}')
     code, _, err = run(capsys, "--model", str(tmp_path), "--gpu", "t4")
     assert code == 2 and "missing 'num_attention_heads'" in err
+
+
+def test_a_reader_that_goes_away_costs_neither_the_json_nor_a_traceback(tmp_path):
+    """`varcas roofline ... --json F | head`: the file is written first; the broken pipe is quiet."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.json"
+    proc = subprocess.Popen([sys.executable, "-m", "varcas.cli", "roofline", "--model", "llama-2-7b", "--gpu", "t4",
+                             "--ops", "--json", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
+    assert json.loads(out.read_text())["gpu"]

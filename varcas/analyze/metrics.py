@@ -143,12 +143,28 @@ def request_metrics(run: Run) -> RequestMetrics:
 
 
 def duration_ns(run: Run) -> int:
-    """Last end_ns among all requests minus start_ns (the manifest's end when none ended)."""
+    """Last end_ns among all requests minus start_ns (the manifest's end when none ended),
+    never past the run's own end (end_limit_ns): one corrupt far-future timestamp must not
+    stretch every timeline to years of one-second bins."""
     ended = run.end_ns[run.end_ns != NO_TIME]
     if ended.size:
-        return max(int(ended.max()) - run.start_ns, 0)
+        return max(min(int(ended.max()), end_limit_ns(run)) - run.start_ns, 0)
     end = run.manifest.get("end_ns")
     return max(end - run.start_ns, 0) if isinstance(end, int) else 0
+
+
+def end_limit_ns(run: Run) -> int:
+    """The latest time a request of this run can have ended: the manifest's end_ns, or for a
+    run that died before writing it, its last planned send plus the request and drain timeouts."""
+    end = run.manifest.get("end_ns")
+    if type(end) is int and end >= run.start_ns:
+        return end
+    config = run.manifest.get("config")
+    config = config if isinstance(config, dict) else {}
+    slack_s = sum(v if type(v) in (int, float) and 0 < v < 1e6 else default
+                  for v, default in ((config.get("request_timeout_s"), 600.0), (config.get("drain_timeout_s"), 30.0)))
+    last = int(run.scheduled_ns.max()) if run.scheduled_ns.size else run.start_ns
+    return max(last, run.start_ns) + int(slack_s * NS_PER_S)
 
 
 def distribution(values: np.ndarray, percents, scale: float = NS_PER_MS) -> Distribution | None:

@@ -71,6 +71,7 @@ def load_run(path) -> Run:
     missing = [f.name for f in rundir.REQUEST_SCHEMA if f.name not in table.column_names]
     if missing:
         raise VarcasError(f"{path}: not a varcas request table (missing columns: {', '.join(missing)})")
+    _check_types(table, path)
     manifest = _manifest(path, table)
     from_arrows = path.is_dir() and not (path / rundir.PARQUET).is_file()
     columns = {name: _int_column(table[name], NO_TIME) for name in _TIME_COLUMNS}
@@ -81,6 +82,7 @@ def load_run(path) -> Run:
     start_ns = manifest.get("start_ns")
     if not isinstance(start_ns, int):
         start_ns = int(scheduled.min()) if scheduled.size else 0
+    _check_times(columns, token_ns, start_ns, path)
     return Run(
         path=path,
         manifest=manifest,
@@ -107,10 +109,49 @@ def _manifest(path: Path, table: pa.Table) -> dict:
         except ValueError:
             manifest = None
         if isinstance(manifest, dict):
-            return manifest
+            return rundir.check_manifest(manifest, path)
     if (path.parent / rundir.MANIFEST).is_file():
         return rundir.read_manifest(path.parent)
     raise VarcasError(f"{path}: no run manifest (neither in the Parquet metadata nor a {rundir.MANIFEST} beside it)")
+
+
+def _check_types(table: pa.Table, path: Path) -> None:
+    """Every column the analysis reads has the kind of type the schema gives it (integers of
+    any width, a list of integers, strings), else one VarcasError naming the column."""
+    for field in rundir.REQUEST_SCHEMA:
+        t = table.schema.field(field.name).type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_integer(field.type):
+            ok = pa.types.is_integer(t) or pa.types.is_null(t)
+        elif pa.types.is_list(field.type):
+            ok = (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_integer(t.value_type)
+        else:
+            ok = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+        if not ok:
+            raise VarcasError(f"{path}: column {field.name} is {t}, expected {field.type} (a corrupt or foreign table)")
+
+
+# Timestamps further than this from the run's start cannot come from a run: reading them as
+# times would overflow the arithmetic (int64 ns spans +-292 years) or the timeline's memory.
+MAX_SPAN_NS = 100 * 365 * 24 * 3600 * 1_000_000_000
+
+
+def _check_times(columns: dict, token_ns: np.ndarray, start_ns: int, path: Path) -> None:
+    i64 = np.iinfo(np.int64)
+    lo, hi = max(start_ns - MAX_SPAN_NS, i64.min + 1), min(start_ns + MAX_SPAN_NS, i64.max)
+    for name in _TIME_COLUMNS[:1] + _TIME_COLUMNS[2:]:
+        values = columns[name]
+        real = values[values != NO_TIME]
+        if real.size and (real.min() < lo or real.max() > hi):
+            raise VarcasError(f"{path}: column {name} holds times more than 100 years from the run's start "
+                              "(corrupt timestamps)")
+    if token_ns.size and (token_ns.min() < lo or token_ns.max() > hi):
+        raise VarcasError(f"{path}: column token_ns holds times more than 100 years from the run's start "
+                          "(corrupt timestamps)")
+    slot_wait = columns["slot_wait_ns"]
+    if slot_wait.size and (slot_wait.min() < 0 or slot_wait.max() > MAX_SPAN_NS):
+        raise VarcasError(f"{path}: column slot_wait_ns holds negative or impossible waits (corrupt)")
 
 
 def _int_column(column: pa.ChunkedArray, null_as: int) -> np.ndarray:

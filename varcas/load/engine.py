@@ -221,10 +221,19 @@ class Engine:
             self._finish(conn, kind, monotonic_ns())
 
     def stop_sending(self) -> None:
-        """First interrupt: send nothing more; in-flight requests may finish."""
+        """First interrupt: send nothing more; in-flight requests may finish. Requests still
+        waiting for a --max-concurrency slot were due: each gets its row, as cancelled."""
         self.stopped = True
-        self.waiting.clear()
+        while self.waiting:
+            self._cancel_unsent(self.waiting.popleft())
         self._arm()
+
+    def _cancel_unsent(self, i: int) -> None:
+        now = monotonic_ns()
+        scheduled = int(self.when[i])
+        self.recorder.record((i, scheduled, now - scheduled, None, None, None, now, None, None,
+                              int(self.input_len[i]), int(self.output_len[i]), 0, "cancelled", None), b"")
+        self._count("cancelled", None, None, scheduled, 0)
 
     def cancel_all(self) -> None:
         """Second interrupt or drain timeout: end every in-flight request as 'cancelled'."""

@@ -7,6 +7,7 @@ If the process dies, requests.arrows holds every batch flushed so far (varcas re
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,10 @@ class Recorder:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / ARROWS
-        self._sink = pa.OSFile(str(self.path), "wb")
+        # Written under a temporary name until it holds its schema (see below), so that
+        # requests.arrows, once it exists, is always a readable stream.
+        starting = self.path.with_name(ARROWS + ".tmp")
+        self._sink = pa.OSFile(str(starting), "wb")
         self._writer = ipc.new_stream(self._sink, REQUEST_SCHEMA)
         self.rows_written = 0
         self._reset()
@@ -48,6 +52,11 @@ class Recorder:
         # costs ~0.4 s on first use: pay it now, not in the middle of the schedule.
         self.record((0,) * 12 + ("x", "x"), b"")
         self._reset_and_build()
+        # The stream's schema reaches the disk only with its first batch: write an empty one
+        # now, so that a run killed in its first second leaves a readable (empty) stream.
+        self._writer.write_batch(self._reset_and_build())
+        self._sink.flush()
+        os.replace(starting, self.path)
 
     def _reset(self) -> None:
         self._cols = {name: [] for name, _ in _INT_COLUMNS + _COUNT_COLUMNS}

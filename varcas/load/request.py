@@ -54,6 +54,10 @@ def parse_header(text: str) -> tuple[str, str]:
     name, value = name.strip(), value.strip()
     if not sep or not name or any(c in name for c in " \t\r\n") or "\r" in value or "\n" in value:
         raise VarcasError(f"bad --header {text!r}: expected 'Name: value'")
+    try:
+        (name + value).encode("latin-1")  # HTTP/1.1 header bytes; checked before anything starts
+    except UnicodeEncodeError:
+        raise VarcasError(f"bad --header {name}: only Latin-1 characters can be sent in a header") from None
     return name, value
 
 

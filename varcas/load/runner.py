@@ -2,8 +2,8 @@
 
 Order matters: every local input (workload, schedule, headers, output dir) is checked before
 the server is contacted, and the server is checked (preflight) before any load is sent.
-Draining: once nothing more will be sent (the schedule is done, or the first SIGINT/SIGTERM
-stopped it), in-flight requests get drain_timeout_s to finish; then, or at a second signal,
+Draining: once nothing more will be sent (the schedule is done, or the first SIGINT, SIGTERM or
+SIGHUP stopped it), in-flight requests get drain_timeout_s to finish; then, or at a second signal,
 they are cancelled and recorded as such. A run therefore ends at most drain_timeout_s after
 its schedule, even against a server whose queue has grown for minutes. Rows are flushed to
 requests.arrows every second, so a crash loses at most the last second; the Parquet file and
@@ -16,7 +16,6 @@ import contextlib
 import os
 import platform
 import resource
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ import uvloop
 from .. import __version__
 from .._timing import monotonic_ns
 from ..errors import VarcasError
-from ..rundir import ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, write_manifest
+from ..rundir import ARROWS, ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, write_manifest
 from .client import Pool
 from .engine import Engine
 from .context import fit_to_context
@@ -38,6 +37,7 @@ from .preflight import control_client, preflight
 from .progress import Progress
 from .recorder import Recorder
 from .request import RequestBuilder, Target, parse_header
+from .signals import ENDING, held, interrupts_raise
 from .schedule import build_schedule
 from .targets import open_target
 from .vocab import PromptPlan, from_tokenizer, plan_prompts
@@ -79,7 +79,8 @@ class LoadConfig:
     sim: dict = field(default_factory=dict)  # varcas.sim.spawn flags for the no --url target
 
     def public(self) -> dict:
-        """The config as stored in run.json: sensitive header values are masked."""
+        """The config as stored in run.json: header names only, never their values (any custom
+        header may carry a credential: Ocp-Apim-Subscription-Key, X-Goog-Api-Key, ...)."""
         d = asdict(self)
         d["headers"] = [_mask_header(h) for h in self.headers]
         return d
@@ -87,7 +88,21 @@ class LoadConfig:
 
 def _mask_header(text: str) -> str:
     name, sep, _ = text.partition(":")
-    return f"{name}: ***" if sep and any(s in name.lower() for s in SENSITIVE_HEADERS) else text
+    return f"{name.strip()}: ***" if sep else "***"
+
+
+def public_argv(argv: list[str]) -> list[str]:
+    """argv as stored in run.json: the value of every --header masked as in public()."""
+    out, mask_next = [], False
+    for arg in argv:
+        if mask_next:
+            arg, mask_next = _mask_header(arg), False
+        elif arg == "--header":
+            mask_next = True
+        elif arg.startswith("--header="):
+            arg = "--header=" + _mask_header(arg[len("--header="):])
+        out.append(arg)
+    return out
 
 
 @dataclass
@@ -154,7 +169,14 @@ def _say(console, text: str) -> None:
 
 
 def run_load(cfg: LoadConfig, console=None) -> Path:
-    """Run one load test and return its run directory (status complete, interrupted or failed)."""
+    """Run one load test and return its run directory (status complete, interrupted or failed).
+    SIGINT, SIGTERM or SIGHUP before the run directory exists raise KeyboardInterrupt (nothing
+    to keep); after, at any moment, they end the run `interrupted` with every row kept."""
+    with interrupts_raise() as rearm:
+        return _run_load(cfg, console, rearm)
+
+
+def _run_load(cfg: LoadConfig, console, rearm) -> Path:
     prep = prepare(cfg)
     corpus = from_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     api_key = os.environ.get(cfg.api_key_env) or None
@@ -177,20 +199,33 @@ def run_load(cfg: LoadConfig, console=None) -> Path:
         if note:
             _say(console, note)
             manifest["warnings"].append(note)
-        write_manifest(run_dir, manifest)
-        _raise_fd_limit()
-        outcome = _execute(prep, plan, builder, target, run_dir, console, api_key)
-        manifest.update(outcome)
-        manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
-        write_manifest(run_dir, manifest)
+        try:
+            write_manifest(run_dir, manifest)
+            _raise_fd_limit()
+            outcome = _execute(prep, plan, builder, target, run_dir, console, api_key, rearm)
+        except KeyboardInterrupt:  # a signal outside the event loop's own handling
+            outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
+                       "ended_at": datetime.now(timezone.utc).isoformat()}
+        with held():
+            _finish(run_dir, manifest, outcome)
     return run_dir
+
+
+def _finish(run_dir: Path, manifest: dict, outcome: dict) -> None:
+    """The run's final files: requests.parquet from the stream (an empty one if the run ended
+    before its recorder started) and run.json with the outcome."""
+    manifest.update(outcome)
+    if not (run_dir / ARROWS).is_file():
+        Recorder(run_dir).close()
+    manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
+    write_manifest(run_dir, manifest)
 
 
 def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict:
     """run.json as it stands when a run starts (status running): config, target, versions, seed,
     clock anchor. The caller adds the outcome (status, counts, times) when the run ends."""
     cfg = prep.config
-    argv = [_mask_header(a) for a in sys.argv]
+    argv = public_argv(sys.argv)
     return {
         "schema_version": SCHEMA_VERSION,
         "varcas_version": __version__,
@@ -211,7 +246,7 @@ def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict
 
 
 def _execute(prep: Prepared, plan: PromptPlan, builder: RequestBuilder, target: Target, run_dir: Path,
-             console, api_key) -> dict:
+             console, api_key, rearm) -> dict:
     """Drive the event loop over the schedule; returns the manifest fields of the outcome."""
     cfg = prep.config
     fragment, build_req, in_len, out_len = plan.prompts.fragment, builder.build, prep.input_len, prep.output_len
@@ -234,6 +269,7 @@ def _execute(prep: Prepared, plan: PromptPlan, builder: RequestBuilder, target: 
         with Progress(console, not cfg.quiet, planned_s) as progress:
             start_ns, interrupted = loop.run_until_complete(_drive(engine, cfg, progress, recorder))
     finally:
+        rearm()  # the loop's handlers are gone: signals raise KeyboardInterrupt again
         recorder.close()
         failures.close()
         loop.close()
@@ -285,7 +321,7 @@ async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: 
         loop.call_later(cfg.drain_timeout_s, engine.cancel_all)
         progress.note += f"sending done; in-flight requests may finish for {cfg.drain_timeout_s:g} s (Ctrl-C cancels)"
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in ENDING:
         loop.add_signal_handler(sig, on_signal)
     engine.sending_ended.add_done_callback(on_sending_ended)
     warm = _prewarm_count(cfg, engine.offsets_ns)
@@ -300,7 +336,7 @@ async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: 
         await asyncio.wait([engine.done], timeout=0.5)  # flushes at least once a second
         recorder.flush()
         progress.update(engine.stats, (monotonic_ns() - start_ns) / 1e9, len(engine.inflight))
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in ENDING:
         loop.remove_signal_handler(sig)
     engine.pool.close()
     return start_ns, interrupts > 0

@@ -5,10 +5,9 @@ import sys
 from pathlib import Path
 
 from ..analyze import load_run, render, summarize
+from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
 from ..rundir import ERRORS_LOG, read_manifest
 
-EXIT_FAILED = 1
-EXIT_INTERRUPTED = 130
 
 
 def print_summary(run_dir: Path, console) -> int:

@@ -12,13 +12,12 @@ from rich.table import Table
 from ..analyze.cli import parse_goodput
 from ..analyze.trust import MIN_STEADY_S
 from ..cli import OneLineParser, positive_float, positive_int
-from ..errors import VarcasError
+from ..errors import EXIT_INTERRUPTED, VarcasError
 from ..load.runner import LoadConfig
-from ..load.summary import EXIT_INTERRUPTED
+from ..load.signals import interrupts_raise
 from ..load.workloads import load_workload
 from .backend import add_backend_flags, backend_spec, open_backend
 from .capacity import CAPACITY_FILE, CapacityResult, SearchSpec, Step, check_search, open_out, sweep
-from .sweep import sigterm_as_interrupt
 
 SERVER_LOG = "server.log"
 
@@ -66,7 +65,7 @@ def run(args) -> int:
     open_out(out, spec)  # before any server starts: a bad --out is a one-line error at once
     console = Console(highlight=False, stderr=args.json)
     try:
-        with sigterm_as_interrupt() as rearm, open_backend(target, {}, out / SERVER_LOG, console) as backend:
+        with interrupts_raise() as rearm, open_backend(target, {}, out / SERVER_LOG, console) as backend:
             console.print(f"target: {backend.describe()}")
 
             def run_rate(rate: float, run_dir: Path) -> Path:

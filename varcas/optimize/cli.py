@@ -13,8 +13,7 @@ from rich.console import Console
 from ..analyze.cli import parse_goodput
 from ..analyze.summary import check_goodput
 from ..cli import OneLineParser, positive_float
-from ..errors import VarcasError
-from ..load.summary import EXIT_INTERRUPTED
+from ..errors import EXIT_INTERRUPTED, VarcasError
 from .backend import add_backend_flags, backend_spec
 from .params import parse_param
 from .render import print_comparison

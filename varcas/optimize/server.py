@@ -21,7 +21,6 @@ whole group and SIGKILL it after the grace; stop() ends the watchdog before reap
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shlex
 import signal
@@ -29,20 +28,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
 
 from ..errors import VarcasError
+from ..serve.spawn import die_with_parent
 
 POLL_S = 0.25          # between readiness probes
 PROBE_TIMEOUT_S = 2.0  # one readiness request, at most
 EXIT_POLL_S = 0.02     # between checks of whether the leader has exited, while stopping
 KILL_WAIT_S = 30.0     # after SIGKILL: a process in the GPU driver can take a while to go
 TAIL_BYTES = 65536     # log_tail reads at most this much of the log's end
-PR_SET_PDEATHSIG = 1   # linux/prctl.h
 HEADER = "# varcas: "  # prefix of the lines varcas itself writes to the log
 # The watchdog (argv: group id, grace seconds): waits for EOF on stdin, then stops the group.
 WATCHDOG = """
@@ -198,7 +196,7 @@ def launch(argv: list[str], log_path: Path, *, host: str = "127.0.0.1", port: in
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     env={**os.environ, **(env or {})}, start_new_session=True,
-                                    preexec_fn=_die_with_parent())
+                                    preexec_fn=die_with_parent())
         except OSError as exc:
             why = "no such program" if isinstance(exc, FileNotFoundError) else str(exc.strerror or exc).lower()
             raise ServerStartError(f"cannot run {argv[0]!r}: {why}") from None
@@ -290,20 +288,6 @@ def _watchdog(pgid: int, grace_s: float) -> tuple[subprocess.Popen, int] | None:
     finally:
         os.close(read_end)
     return proc, write_end
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when this thread ends; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
-
-    def preexec() -> None:   # runs in the child between fork and exec: keep it tiny
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-        if os.getppid() != parent:   # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return preexec
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -12,9 +12,7 @@ failed configurations are retried. The layout is sweepdir's.
 """
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 from .. import __version__, rundir
 from ..errors import VarcasError
 from ..load.runner import LoadConfig
+from ..load.signals import interrupts_raise
 from ..load.workloads import load_workload
 from . import sweepdir
 from .backend import BackendSpec, open_backend, sim_setup
@@ -98,29 +97,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt, so servers are stopped on the way out as for Ctrl-C.
-    The returned function re-arms it (a load run's event loop resets the handler when it ends)."""
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def arm():
-        signal.signal(signal.SIGTERM, raise_interrupt)
-
-    arm()
-    try:
-        yield arm
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
     """Run (or resume) the sweep; returns its directory. Raises SweepInterrupted on Ctrl-C/SIGTERM."""
     out = prepare(spec)
-    with sigterm_as_interrupt() as rearm:
+    with interrupts_raise() as rearm:
         for n, (cid, params) in enumerate(spec.configs, 1):
             state = sweepdir.read_config(out, cid)
             if state and state["status"] == "complete" and all(

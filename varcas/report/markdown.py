@@ -1,9 +1,13 @@
 """text(report): REPORT.md, the report's content as Markdown (the page without its figures).
 
-Pipe tables with `|` in cells escaped; flagged columns (not a steady state) are already marked
+Every text is HTML-escaped (`<`, `>`, `&`): model names, error bodies and paths come from
+servers and users, and a Markdown viewer renders raw HTML. Pipe tables with `|` in cells
+escaped; flagged columns (not a steady state) are already marked
 in their headers (⚠ overloaded, ⚠ no steady state, ✗ failed) and each such table says why.
 """
 from __future__ import annotations
+
+from html import escape
 
 from .document import Heading, Items, Para, Warnings, blocks
 from .load import Report
@@ -21,25 +25,29 @@ def table(t: Table) -> str:
         return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
     align = "|" + "|".join(":---" if i < t.left else "---:" for i in range(len(t.headers))) + "|"
-    lines = [f"**{t.title}**", "", row(t.headers), align, *(row(r) for r in t.rows)]
+    lines = [f"**{_esc(t.title)}**", "", row(t.headers), align, *(row(r) for r in t.rows)]
     if t.note:
-        lines += ["", f"_{t.note}_"]
+        lines += ["", f"_{_esc(t.note)}_"]
     return "\n".join(lines)
 
 
+def _esc(text) -> str:
+    return escape(str(text), quote=False)
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ") or " "
+    return _esc(text).replace("|", "\\|").replace("\n", " ") or " "
 
 
 def _render(block) -> str:
     if isinstance(block, Heading):
-        return f"{'#' * block.level} {block.text}"
+        return f"{'#' * block.level} {_esc(block.text)}"
     if isinstance(block, Para):
-        return f"_{block.text}_" if block.style == "note" else block.text
+        return f"_{_esc(block.text)}_" if block.style == "note" else _esc(block.text)
     if isinstance(block, Items):
-        return "\n".join(f"- {i}" for i in block.items)
+        return "\n".join(f"- {_esc(i)}" for i in block.items)
     if isinstance(block, Warnings):
-        return "\n\n".join(f"> **⚠ {name}**\n" + "\n".join(f"> - {line}" for line in lines)
+        return "\n\n".join(f"> **⚠ {_esc(name)}**\n" + "\n".join(f"> - {_esc(line)}" for line in lines)
                              for name, lines in block.runs)
     if isinstance(block, Table):
         return table(block)

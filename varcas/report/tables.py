@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..optimize.compare import METRICS
+from ..optimize.compare import METRICS, server_flags  # the terminal's flags, spelled the same
 from ..optimize.compare import trusted  # measured, steady, not overloaded
 from ..optimize.render import verdict_label
 from ..optimize.render import cell
@@ -38,11 +38,6 @@ def column_label(row: dict) -> str:
     if row["overloaded"]:
         return f"{row['config']} ⚠ overloaded"
     return row["config"] if row["steady"] else f"{row['config']} ⚠ no steady state"
-
-
-def flags(params: dict) -> str:
-    """The vLLM flags of a configuration: max_num_seqs=16 -> '--max-num-seqs 16'."""
-    return " ".join(f"--{name.replace('_', '-')} {value}" for name, value in params.items())
 
 
 def number(value) -> str:
@@ -80,7 +75,7 @@ def comparison_table(group: Group) -> Table:
 def recommendation_table(group: Group) -> Table:
     """Use case, configuration, its vLLM flags and the reason (a sweep's group)."""
     params = {r["config"]: r["params"] for r in group.rows}
-    body = [[rec["use_case"], rec["config"] or "-", flags(params[rec["config"]]) if rec["config"] else "-",
+    body = [[rec["use_case"], rec["config"] or "-", server_flags(params[rec["config"]]) if rec["config"] else "-",
              rec["reason"]] for rec in group.recommendations]
     return Table(f"{group.title}: recommendation per use case", ["use case", "configuration", "vLLM flags", "why"],
                  body, left=4)

@@ -83,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
     if args.ops:
         for r in results:
             lines += [""] + render.op_rows(r)
-    print("\n".join(lines))
-    if args.json:
+    if args.json:  # before printing: a reader that stops early (| head) must not cost the file
         doc = render.to_json(hw, m, mems, results, sweeps)
         try:
             Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise VarcasError(f"cannot write {args.json}: {exc.strerror}") from None
+    print("\n".join(lines))
     return 0

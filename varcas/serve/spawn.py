@@ -6,19 +6,22 @@ with this same varcas importable, and waits, bounded, for the server's one start
 (`NAME listening on URL`, protocol.banner), which is how it learns a port picked by --port 0.
 A server that exits or stays silent is killed and reported as one VarcasError carrying the
 last line of its stderr. Leaving the `with` block of a ServerProcess sends SIGTERM, and kills
-the process if it is still alive STOP_TIMEOUT_S later. varcas.testing.spawn and
+the process if it is still alive STOP_TIMEOUT_S later; if varcas itself is killed, the kernel
+sends the server SIGTERM (PR_SET_PDEATHSIG), so no server outlives its client. varcas.testing.spawn and
 varcas.sim.spawn are the thin wrappers that know each server's flags.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import varcas
@@ -26,6 +29,22 @@ from ..errors import VarcasError
 from .protocol import banner
 
 STOP_TIMEOUT_S = 5.0
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to send the child `sig` when the thread that started it
+    ends (so call from a thread that outlives the child); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl, parent = ctypes.CDLL(None, use_errno=True).prctl, os.getpid()
+
+    def preexec() -> None:   # runs in the child between fork and exec: keep it tiny
+        prctl(PR_SET_PDEATHSIG, int(sig))
+        if os.getppid() != parent:   # the parent died before prctl took effect
+            os.kill(os.getpid(), sig)
+
+    return preexec
 
 
 class ServerProcess:
@@ -77,7 +96,7 @@ def start_server(module: str, args: Sequence[str], server_name: str, what: str, 
     env = child_env()
     stderr = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                            env=env, bufsize=0)
+                            env=env, bufsize=0, preexec_fn=die_with_parent())
     # The URL ends at whitespace: the end of the line or the description that follows it.
     pattern = re.compile(re.escape(banner(server_name).encode()) + rb" (http://\S+:(\d+))\s")
     try:
