@@ -7,7 +7,7 @@ on stderr, exit 1 at once); crash-after (healthy, then an error and exit 3 after
 ignore-term (ignores SIGTERM); grandchild (first starts a child, mode sleeper, that ignores
 SIGTERM and writes its pid to --child-pidfile); handoff (a forked child, its pid in
 --child-pidfile, serves; the parent exits 0 while the child answers /v1/models); bad-models
-(/v1/models is `{}`); no-models (/v1/models is 404). --pidfile: this process writes its pid there first.
+(/v1/models is `{}`); no-models (/v1/models is 404); huge-models (/v1/models is 64 MiB). --pidfile: this process writes its pid there first.
 """
 import argparse
 import functools
@@ -40,6 +40,8 @@ def handler(mode: str, on_models=None):
                 status, body = 200, json.dumps({} if mode == "bad-models" else MODELS).encode()
                 if mode == "no-models":
                     status, body = 404, b'{"detail": "Not Found"}'
+                if mode == "huge-models":  # 64 MiB of a model list: more than anyone should read
+                    status, body = 200, b'{"data": [' + b'{"id": "m"},' * (64 << 16) + b'{"id": "m"}]}'
             else:
                 status, body = 404, b""
             self.send_response(status)

@@ -194,6 +194,12 @@ def test_a_server_without_v1_models_fails_at_once(port, log):
     assert time.monotonic() - t0 < 5.0   # not the whole ready timeout
 
 
+def test_a_huge_model_list_is_not_read_whole(port, log):
+    err = start_error(fake(port, "huge-models"), log, port, ready_timeout_s=20)
+    assert err.reason == (f"http://127.0.0.1:{port}/v1/models: answer larger than 4 MiB: "
+                          "not an OpenAI-compatible server?")
+
+
 def test_a_timeout_before_listening_says_the_connection_was_refused(port, log):
     err = start_error(fake(port, "slow-start", "--delay", "10"), log, port, ready_timeout_s=0.5)
     assert err.reason == "not ready after 0.5 s (GET /health: connection refused)"

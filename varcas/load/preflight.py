@@ -33,9 +33,10 @@ def control_client(headers: dict[str, str], insecure: bool = False, timeout_s: f
     return httpx.Client(headers=headers, verify=not insecure, timeout=timeout_s, trust_env=False)
 
 
-def _read_bounded(client: httpx.Client, url: str, limit: int) -> tuple[int, bytes]:
+def read_bounded(client: httpx.Client, url: str, limit: int, timeout_s: float | None = None) -> tuple[int, bytes]:
     """GET url -> (status, body); VarcasError if the body is over `limit` bytes."""
-    with client.stream("GET", url) as resp:
+    kwargs = {} if timeout_s is None else {"timeout": timeout_s}
+    with client.stream("GET", url, **kwargs) as resp:
         chunks, size = [], 0
         for chunk in resp.iter_bytes():
             size += len(chunk)
@@ -47,7 +48,7 @@ def _read_bounded(client: httpx.Client, url: str, limit: int) -> tuple[int, byte
 
 def _get(client: httpx.Client, url: str) -> tuple[int, bytes]:
     try:
-        return _read_bounded(client, url, MAX_MODELS_BYTES)
+        return read_bounded(client, url, MAX_MODELS_BYTES)
     except httpx.ConnectError as exc:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             raise VarcasError(f"{url}: TLS certificate verification failed (--insecure skips the check)") from None
@@ -86,7 +87,7 @@ def preflight(target: Target, model: str | None, headers: dict[str, str], insecu
             raise VarcasError(f"model {model!r} is not served by {target.origin}; it serves: {', '.join(models)}")
         version = None
         try:
-            vstatus, vbody = _read_bounded(client, target.url("/version"), MAX_MODELS_BYTES)
+            vstatus, vbody = read_bounded(client, target.url("/version"), MAX_MODELS_BYTES)
             if vstatus == 200:
                 version = str(orjson.loads(vbody).get("version")) or None
         except (httpx.HTTPError, VarcasError, orjson.JSONDecodeError, AttributeError):

@@ -32,8 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+import orjson
 
 from ..errors import VarcasError
+from ..load.preflight import MAX_MODELS_BYTES, read_bounded
 from ..serve.spawn import die_with_parent
 
 POLL_S = 0.25          # between readiness probes
@@ -226,34 +228,41 @@ def _wait_ready(server: ManagedServer, deadline: float, timeout_s: float) -> str
             timeout = min(PROBE_TIMEOUT_S, left)
             path = "/health"
             try:
-                resp = client.get(server.url + path, timeout=timeout)
-                if resp.status_code == 200:
+                status, body = _get(client, server.url + path, timeout)
+                if status == 200:
                     path = "/v1/models"
-                    resp = client.get(server.url + path, timeout=timeout)
-                    if resp.status_code == 200:
-                        model = _first_model(resp)
+                    status, body = _get(client, server.url + path, timeout)
+                    if status == 200:
+                        model = _first_model(body)
                         if server.exit_status() is None:
                             return model
                         continue   # it answered, but the leader is gone: reported at the loop's top
-                    if 400 <= resp.status_code < 500:
-                        raise ServerStartError(f"GET /v1/models answered {resp.status_code}: "
+                    if 400 <= status < 500:
+                        raise ServerStartError(f"GET /v1/models answered {status}: "
                                                "not an OpenAI-compatible server?")
-                last = f"GET {path}: {resp.status_code}"
+                last = f"GET {path}: {status}"
             except httpx.HTTPError as exc:
                 last = f"GET {path}: {_describe(exc)}"
             time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
 
 
-def _first_model(resp: httpx.Response) -> str:
+def _get(client: httpx.Client, url: str, timeout: float) -> tuple[int, bytes]:
+    """GET with the answer read up to a bound (a server is never trusted with our memory)."""
+    try:
+        return read_bounded(client, url, MAX_MODELS_BYTES, timeout)
+    except VarcasError as exc:
+        raise ServerStartError(str(exc)) from None
+
+
+def _first_model(body: bytes) -> str:
     """The first model id of an OpenAI /v1/models answer; ServerStartError if there is none."""
     try:
-        data = resp.json().get("data")
-        model = data[0]["id"]
-    except (ValueError, AttributeError, LookupError, TypeError):
+        model = orjson.loads(body).get("data")[0]["id"]
+    except (orjson.JSONDecodeError, AttributeError, LookupError, TypeError):
         model = None
     if not isinstance(model, str) or not model:
         raise ServerStartError('GET /v1/models has no model: expected {"data": [{"id": ...}]}, '
-                               f"got {resp.text[:80]!r}")
+                               f"got {body[:80].decode(errors='replace')!r}")
     return model
 
 
