@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,8 +60,12 @@ def write_json(path: Path, data) -> None:
     """Write a JSON file atomically (temp file + rename), so a crash never leaves half a file."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VarcasError(f"cannot write {path} ({os_error_text(exc)})") from None
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:
@@ -182,25 +187,38 @@ def convert_to_parquet(run_dir: Path, manifest: dict | None = None, row_group_ro
     tmp = Path(str(dst) + ".tmp")
     rows, pending, pending_rows = 0, [], 0
     try:
-        with pa.OSFile(str(src), "rb") as f:
-            reader = ipc.open_stream(f)
-            _schema_version_of(reader.schema, src)
-            schema = _parquet_schema(reader.schema, manifest)
-            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-                for batch in _complete_batches(reader):
-                    pending.append(batch)
-                    pending_rows += batch.num_rows
-                    if pending_rows >= row_group_rows:
-                        writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                        rows, pending, pending_rows = rows + pending_rows, [], 0
-                if pending:
-                    writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                    rows += pending_rows
+        f = pa.OSFile(str(src), "rb")
+        reader = ipc.open_stream(f)
+        _schema_version_of(reader.schema, src)
     except (pa.ArrowInvalid, OSError) as exc:
-        tmp.unlink(missing_ok=True)
         raise VarcasError(f"{src}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
-    os.replace(tmp, dst)
+    try:
+        schema = _parquet_schema(reader.schema, manifest)
+        with f, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+            for batch in _complete_batches(reader):
+                pending.append(batch)
+                pending_rows += batch.num_rows
+                if pending_rows >= row_group_rows:
+                    writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                    rows, pending, pending_rows = rows + pending_rows, [], 0
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema=schema))
+                rows += pending_rows
+        os.replace(tmp, dst)
+    except OSError as exc:  # the batches were read (a torn tail ends the stream): writing failed
+        tmp.unlink(missing_ok=True)
+        raise VarcasError(f"cannot write {dst} ({os_error_text(exc)}); {src} keeps every row: "
+                          f"free space, then `varcas recover {run_dir}`") from None
     return rows
+
+
+def os_error_text(exc: OSError) -> str:
+    """A few words for an OS error: its strerror ('No space left on device'), also from
+    pyarrow's '... Detail: [errno 28] ...' messages; else the message's first line."""
+    text = str(exc.strerror or exc)
+    if match := re.search(r"\[errno (\d+)\]", text):
+        return os.strerror(int(match.group(1)))
+    return text.splitlines()[0] if text else exc.__class__.__name__
 
 
 def _complete_batches(reader):

@@ -62,9 +62,12 @@ class FailureLog:
             return
         excerpt = self._mask(excerpt)
         message = error_message(kind, status, excerpt[: 4 * EXCERPT_CHARS])
-        if kind not in ("truncated", "timeout"):
+        if kind not in ("truncated", "timeout") and self._file is not None:
             text = excerpt[:EXCERPT_CHARS].decode("utf-8", "replace").replace("\n", " ")
-            self._file.write(f"request {rid}\t{kind}\tHTTP {status}\t{text}\n")
+            try:
+                self._file.write(f"request {rid}\t{kind}\tHTTP {status}\t{text}\n")
+            except OSError:  # a full disk: the rows matter more than the excerpts; stop logging
+                self._file = None
         if self.first is None:
             self.first = message
         if self.window and self.finished <= self.window and self._signature != "":
@@ -77,4 +80,8 @@ class FailureLog:
                 self.tripped = message
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass

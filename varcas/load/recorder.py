@@ -103,7 +103,13 @@ class Recorder:
         return pa.RecordBatch.from_arrays(arrays, schema=REQUEST_SCHEMA)
 
     def close(self) -> None:
-        """Flush what is pending and end the stream cleanly."""
-        self.flush()
-        self._writer.close()
-        self._sink.close()
+        """Flush what is pending and end the stream cleanly; a write error (a full disk) is
+        raised once the file is closed (the batches flushed before stay readable)."""
+        try:
+            self.flush()
+        finally:
+            for end in (self._writer.close, self._sink.close):
+                try:
+                    end()
+                except OSError:
+                    pass

@@ -28,7 +28,7 @@ import uvloop
 from .. import __version__
 from .._timing import monotonic_ns
 from ..errors import VarcasError
-from ..rundir import ARROWS, ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, write_manifest
+from ..rundir import ARROWS, ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, os_error_text, write_manifest
 from .client import Pool
 from .engine import Engine
 from .context import fit_to_context
@@ -215,9 +215,17 @@ def _finish(run_dir: Path, manifest: dict, outcome: dict) -> None:
     """The run's final files: requests.parquet from the stream (an empty one if the run ended
     before its recorder started) and run.json with the outcome."""
     manifest.update(outcome)
-    if not (run_dir / ARROWS).is_file():
-        Recorder(run_dir).close()
-    manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
+    try:
+        if not (run_dir / ARROWS).is_file():
+            Recorder(run_dir).close()
+        manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
+    except (VarcasError, OSError) as exc:  # a full disk: say so in run.json if it still fits
+        manifest.update(status="interrupted", interrupted_by=str(exc))
+        try:
+            write_manifest(run_dir, manifest)
+        except VarcasError:
+            pass  # run.json stays `running`: `varcas recover` finishes the run later
+        raise VarcasError(str(exc)) from None
     write_manifest(run_dir, manifest)
 
 
@@ -265,12 +273,16 @@ def _execute(prep: Prepared, plan: PromptPlan, builder: RequestBuilder, target: 
                     request_timeout_s=cfg.request_timeout_s, failures=failures)
     planned_s = float(prep.offsets_ns[-1]) / 1e9
     ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    storage = None  # why rows could not be written (a full disk), if they could not
     try:
         with Progress(console, not cfg.quiet, planned_s) as progress:
-            start_ns, interrupted = loop.run_until_complete(_drive(engine, cfg, progress, recorder))
+            start_ns, interrupted, storage = loop.run_until_complete(_drive(engine, cfg, progress, recorder))
     finally:
         rearm()  # the loop's handlers are gone: signals raise KeyboardInterrupt again
-        recorder.close()
+        try:
+            recorder.close()
+        except OSError as exc:
+            storage = storage or _write_error(exc)
         failures.close()
         loop.close()
     ru1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
@@ -283,8 +295,9 @@ def _execute(prep: Prepared, plan: PromptPlan, builder: RequestBuilder, target: 
     elif not interrupted and stats.sent and not ok:
         failure = f"every request failed; the first: {failures.first or 'cancelled at the drain timeout'}"
     return {
-        "status": "failed" if failure else "interrupted" if interrupted else "complete",
+        "status": "failed" if failure else "interrupted" if interrupted or storage else "complete",
         **({"failure": failure} if failure else {}),
+        **({"interrupted_by": storage} if storage else {}),
         **({"first_error": failures.first} if failures.first else {}),
         "start_ns": start_ns,
         "end_ns": monotonic_ns(),
@@ -332,11 +345,21 @@ async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: 
         await asyncio.sleep(0.01)
     start_ns = monotonic_ns() + 20_000_000
     engine.start(start_ns)
+    storage = None
     while not engine.done.done():
         await asyncio.wait([engine.done], timeout=0.5)  # flushes at least once a second
-        recorder.flush()
+        try:
+            recorder.flush()
+        except OSError as exc:  # a full disk: what was flushed is kept; nothing more can be
+            storage = _write_error(exc)
+            engine.cancel_all()
+            break
         progress.update(engine.stats, (monotonic_ns() - start_ns) / 1e9, len(engine.inflight))
     for sig in ENDING:
         loop.remove_signal_handler(sig)
     engine.pool.close()
-    return start_ns, interrupts > 0
+    return start_ns, interrupts > 0, storage
+
+
+def _write_error(exc: OSError) -> str:
+    return f"cannot write {ARROWS} ({os_error_text(exc)}): the rows flushed before are kept"

@@ -18,6 +18,9 @@ def print_summary(run_dir: Path, console) -> int:
     console.print(f"results: {run_dir}")
     manifest = read_manifest(run_dir)
     status = manifest.get("status")
+    if manifest.get("interrupted_by"):  # storage failed under the run (a full disk)
+        print(f"varcas: run interrupted: {manifest['interrupted_by']}", file=sys.stderr)
+        return EXIT_FAILED
     if status == "failed":
         print(f"varcas: run failed: {manifest.get('failure')} (every error: {Path(run_dir) / ERRORS_LOG})",
               file=sys.stderr)
