@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tokenizers import Tokenizer
 
 from tests.load.helpers import REPO, varcas_cli
+from varcas import metricsfile
 from varcas.rundir import read_manifest
 
 COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total")
@@ -67,7 +68,11 @@ def test_token_counts_equal_vllms_own_counters(tmp_path, vllm_4k, vllm_models, a
     assert delta["vllm:prompt_tokens_total"] == sum(r["input_tokens"] for r in got)
     assert delta["vllm:generation_tokens_total"] == sum(r["output_tokens"] for r in got)
     assert delta["vllm:request_success_total"] == 24
+    # varcas's own scraper (metrics.parquet) saw the same growth as this test's scrapes
+    mine = metricsfile.counter_deltas(metricsfile.read(out), COUNTERS)
+    assert mine == delta, (mine, delta)
     manifest = read_manifest(out)
+    assert manifest["telemetry"]["scrapes"] >= 4 and manifest["telemetry"]["error"] is None
     source = f"tokenizer {vllm_models / 'tiny-4k'}" if extra else "server /tokenize"
     assert manifest["prompts"]["source"] == source and manifest["target"]["max_model_len"] == 512
 

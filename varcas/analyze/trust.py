@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import metricsfile
 from . import kernels
 from .metrics import NS_PER_MS, NS_PER_S, Block, RequestMetrics, per_second
 from .run import Run
@@ -175,6 +176,7 @@ def warnings(run: Run, rm: RequestMetrics, blocks: dict, percents) -> list[str]:
         out.append(f"the generator's CPU was {cpu:.0%} busy: it may have limited the load it sent")
     out += _sample_warnings(blocks, percents)
     out += _token_warnings(rm)
+    out += _server_count_warnings(run, rm)
     failed = whole.failed
     if failed:
         out.append(f"{failed} of {run.n} requests failed ({failed / run.n:.1%})")
@@ -221,4 +223,29 @@ def _token_warnings(rm: RequestMetrics) -> list[str]:
         )
     elif tokens and not events:
         out.append(f"token accounting: the server's usage counts {tokens} output tokens but no content was streamed")
+    return out
+
+
+SERVER_COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total")
+
+
+def _server_count_warnings(run: Run, rm: RequestMetrics) -> list[str]:
+    """The server's own token counters over the run (metrics.parquet) against the client's
+    usage totals: another client on the same server, or a miscounting one, shows here."""
+    run_dir = run.path if run.path.is_dir() else run.path.parent
+    table = metricsfile.read(run_dir)
+    if table is None:
+        return []
+    deltas = metricsfile.counter_deltas(table, SERVER_COUNTERS)
+    counted = rm.ok & ~rm.usage_missing
+    client = {"vllm:prompt_tokens_total": int(rm.input_tokens[counted].sum()),
+              "vllm:generation_tokens_total": int(rm.output_tokens[counted].sum())}
+    out = []
+    for name, mine in client.items():
+        server = int(round(deltas[name]))
+        if server and server != mine:
+            what = "prompt" if "prompt" in name else "generated"
+            out.append(f"server and client disagree: {name} grew by {server} during the run, the client's "
+                       f"usage totals {mine} {what} tokens (another client on the server, failed requests "
+                       "the server still counted, or a server restart)")
     return out

@@ -46,6 +46,10 @@ def build_parser(prog: str) -> OneLineParser:
                    help="shorten requests that exceed the server's max_model_len instead of refusing the workload")
     r.add_argument("--fail-fast", type=int, default=20, metavar="N",
                    help="stop when the first N finished requests all failed with the same error (default 20; 0: never)")
+    r.add_argument("--metrics-interval", dest="metrics_interval_s", type=float, default=0.5, metavar="S",
+                   help="scrape the server's Prometheus /metrics every S seconds into metrics.parquet (default 0.5)")
+    r.add_argument("--no-metrics", dest="metrics_interval_s", action="store_const", const=0.0,
+                   help="do not scrape /metrics")
     r.add_argument("--out", help="run directory (default runs/<UTC timestamp>-<workload>)")
     r.add_argument("--quiet", action="store_true", help="no live progress")
     s = p.add_argument_group("built-in simulator (the target when there is no --url)")

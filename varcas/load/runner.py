@@ -29,6 +29,7 @@ from .. import __version__
 from .._timing import monotonic_ns
 from ..errors import VarcasError
 from ..rundir import ARROWS, ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, os_error_text, write_manifest
+from ..telemetry import scrape
 from .client import Pool
 from .engine import Engine
 from .context import fit_to_context
@@ -75,6 +76,7 @@ class LoadConfig:
     tokenizer: str | None = None  # local HF tokenizer (dir or tokenizer.json) for prompt token IDs
     clip_to_context: bool = False  # shorten requests that exceed the model's max_model_len
     fail_fast: int = 20  # stop when the first N finished requests all failed alike (0: never)
+    metrics_interval_s: float = 0.5  # scrape the server's /metrics this often into metrics.parquet (0: never)
     quiet: bool = False
     sim: dict = field(default_factory=dict)  # varcas.sim.spawn flags for the no --url target
 
@@ -123,6 +125,8 @@ def prepare(cfg: LoadConfig) -> Prepared:
         raise VarcasError(f"--max-concurrency must be >= 1, got {cfg.max_concurrency}")
     if isinstance(cfg.fail_fast, bool) or not isinstance(cfg.fail_fast, int) or cfg.fail_fast < 0:
         raise VarcasError(f"--fail-fast must be an integer >= 0, got {cfg.fail_fast!r}")
+    if not 0 <= cfg.metrics_interval_s <= 3600 or cfg.metrics_interval_s != cfg.metrics_interval_s:
+        raise VarcasError(f"--metrics-interval must be between 0 and 3600 seconds, got {cfg.metrics_interval_s}")
     for name, value in (("--request-timeout", cfg.request_timeout_s), ("--drain-timeout", cfg.drain_timeout_s)):
         if not value > 0 or value != value or value == float("inf"):
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
@@ -199,14 +203,19 @@ def _run_load(cfg: LoadConfig, console, rearm) -> Path:
         if note:
             _say(console, note)
             manifest["warnings"].append(note)
+        scraper = None
         try:
             write_manifest(run_dir, manifest)
             _raise_fd_limit()
+            if cfg.metrics_interval_s:
+                scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure)
             outcome = _execute(prep, plan, builder, target, run_dir, console, api_key, rearm)
         except KeyboardInterrupt:  # a signal outside the event loop's own handling
             outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
                        "ended_at": datetime.now(timezone.utc).isoformat()}
         with held():
+            if scraper is not None:
+                manifest["telemetry"] = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
             _finish(run_dir, manifest, outcome)
     return run_dir
 

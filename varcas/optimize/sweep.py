@@ -141,12 +141,12 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
                     if state["runs"][stage] == "interrupted":
                         state["status"] = "interrupted"
                         break
+                    if problem := backend.problem():  # the server died: that is the reason
+                        state.update(status="failed", reason=f"{problem} (during {stage})")
+                        break
                     if state["runs"][stage] == "failed":  # every request failed, or fail-fast stopped it
                         failure = rundir.read_manifest(cdir / stage).get("failure")
                         state.update(status="failed", reason=f"{failure} (during {stage})")
-                        break
-                    if problem := backend.problem():
-                        state.update(status="failed", reason=f"{problem} (during {stage})")
                         break
                 else:
                     state["status"] = "complete"

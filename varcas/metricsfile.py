@@ -1,0 +1,98 @@
+"""metrics.arrows / metrics.parquet, the run directory's server telemetry (beside rundir.py's
+request rows): one row per Prometheus sample per scrape, long format.
+
+  t_ns    int64      when the scrape's answer arrived (CLOCK_MONOTONIC ns, the run's clock)
+  name    string     the sample's name as exposed (vllm:prompt_tokens_total, ..._bucket, ...)
+  labels  string     its labels as a JSON object with sorted keys ({"le":"0.5","model_name":"m"})
+  value   float64
+The scraper appends one record batch per scrape to metrics.arrows (flushed at once, so a run
+that dies keeps every scrape so far); the run's end converts it to metrics.parquet. duckdb and
+pandas read it as is: `select * from 'metrics.parquet' where name = 'vllm:num_requests_running'`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from .errors import VarcasError
+
+METRICS_ARROWS = "metrics.arrows"
+METRICS_PARQUET = "metrics.parquet"
+_STR = pa.dictionary(pa.int32(), pa.string())
+METRICS_SCHEMA = pa.schema([pa.field("t_ns", pa.int64(), nullable=False), pa.field("name", _STR, nullable=False),
+                            pa.field("labels", _STR, nullable=False), pa.field("value", pa.float64(), nullable=False)],
+                           metadata={b"varcas.metrics_version": b"1"})
+
+
+def batch(t_ns: int, names: list[str], labels: list[str], values: list[float]) -> pa.RecordBatch:
+    """One scrape as a record batch of METRICS_SCHEMA."""
+    return pa.RecordBatch.from_arrays(
+        [pa.array([t_ns] * len(names), pa.int64()), pa.array(names, pa.string()).dictionary_encode().cast(_STR),
+         pa.array(labels, pa.string()).dictionary_encode().cast(_STR), pa.array(values, pa.float64())],
+        schema=METRICS_SCHEMA)
+
+
+def finish(run_dir: Path) -> int | None:
+    """metrics.arrows -> metrics.parquet (a torn last batch is dropped); rows written, None if
+    the run has no scrape stream. VarcasError if the Parquet file cannot be written."""
+    src, dst = Path(run_dir) / METRICS_ARROWS, Path(run_dir) / METRICS_PARQUET
+    if not src.is_file():
+        return None
+    batches = []
+    try:
+        with pa.OSFile(str(src), "rb") as f:
+            reader = ipc.open_stream(f)
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except (StopIteration, pa.ArrowInvalid, OSError):
+                    break
+    except (pa.ArrowInvalid, OSError):
+        pass  # no complete schema: the scraper died before its first scrape
+    table = pa.Table.from_batches(batches, schema=METRICS_SCHEMA)
+    tmp = dst.with_name(dst.name + ".tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(dst)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise VarcasError(f"cannot write {dst} ({exc})") from None
+    return table.num_rows
+
+
+def read(run_dir: Path) -> pa.Table | None:
+    """A run's metrics table; None if it has no metrics.parquet (no /metrics, or not finished)."""
+    path = Path(run_dir) / METRICS_PARQUET
+    if not path.is_file():
+        return None
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise VarcasError(f"{path}: corrupt or unreadable Parquet ({str(exc).splitlines()[0]})") from None
+    if table.schema.metadata is None or table.schema.metadata.get(b"varcas.metrics_version") != b"1" \
+            or table.column_names != METRICS_SCHEMA.names:
+        raise VarcasError(f"{path}: not a varcas metrics table (version 1)")
+    return table
+
+
+def counter_deltas(table: pa.Table, names: tuple[str, ...]) -> dict[str, float]:
+    """Each counter's increase from the first scrape to the last, summed over its label sets
+    (a counter that restarted, i.e. a server restart, counts from zero again)."""
+    out = {}
+    for name in names:
+        rows = table.filter(pc.equal(table["name"].cast(pa.string()), name))
+        total = 0.0
+        if rows.num_rows:
+            labels = rows["labels"].cast(pa.string()).to_pylist()
+            values = rows["value"].to_pylist()
+            series: dict[str, list[float]] = {}
+            for label, value in zip(labels, values):  # rows are in scrape order
+                series.setdefault(label, []).append(value)
+            for vals in series.values():
+                total += sum(b - a if b >= a else b for a, b in zip(vals, vals[1:]))
+        out[name] = total
+    return out

@@ -1,0 +1,6 @@
+"""Server telemetry: the server's Prometheus /metrics, scraped during a run into metrics.parquet.
+
+scrape.py is the scraper (a process of its own, so that parsing never holds the load
+generator's GIL or delays a token read); the file's format, writer and reader are
+varcas.metricsfile, part of the run-directory contract that the analysis reads.
+"""
