@@ -7,7 +7,8 @@ it, alternately (the order flips every repetition), the same workload from both 
 tokens with ignore_eos. Reported per tool, median [min-max] over --reps repetitions: request
 throughput, TTFT / TPOT / ITL medians and TTFT p99 (each tool's own figures: varcas's
 `analyze` keys are vLLM's names and definitions), and each client's own CPU per output token
-(rusage of the client process tree).
+(rusage of the client process tree; varcas runs with --no-metrics, since vLLM's benchmark does
+not scrape /metrics: like for like).
 
 Modes: `unpinned` (as users run it: server and client share both cores) and `pinned` (server
 on CPU 0, client on CPU 1).
@@ -55,7 +56,7 @@ def _run(cmd: list[str], cpus: set[int], env: dict | None = None) -> float:
 def run_varcas(url: str, args, seed: int, out: Path, cpus: set[int]) -> dict:
     cmd = [sys.executable, "-m", "varcas.load", "--url", url, "--model", "tiny", "--input-len", str(args.input_len),
            "--output-len", str(args.output_len), "--num-requests", str(args.num_prompts), "--rps", str(args.rate),
-           "--seed", str(seed), "--drain-timeout", "600", "--quiet", "--out", str(out)]
+           "--seed", str(seed), "--drain-timeout", "600", "--no-metrics", "--quiet", "--out", str(out)]
     cpu = _run(cmd, cpus)
     s = summarize(load_run(out)).to_dict()
     return {**{k: s[k] for k in METRICS[:-1]}, "cpu_us_per_token": cpu / s["total_output_tokens"] * 1e6,

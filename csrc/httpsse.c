@@ -3,6 +3,7 @@
  */
 #include "httpsse.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +51,14 @@ static void fail(hs_parser *p, const char *msg)
     p->errmsg = msg;
 }
 
+/* Fail with a message that carries a cap and the max_tokens it came from. */
+static void fail_cap(hs_parser *p, const char *what, uint64_t cap)
+{
+    snprintf(p->errbuf, sizeof p->errbuf, "more than %llu %s for max_tokens %llu", (unsigned long long)cap, what,
+             (unsigned long long)p->max_tokens);
+    fail(p, p->errbuf);
+}
+
 static void complete(hs_parser *p)
 {
     p->state = ST_COMPLETE;
@@ -91,15 +100,26 @@ static void on_event(hs_parser *p, const char *d, size_t n)
 {
     js_event ev;
     if (n == 6 && memcmp(d, "[DONE]", 6) == 0) {
-        if (!p->done_ns) p->done_ns = p->now;
+        if (!p->seen_done) p->done_ns = p->now;
+        p->seen_done = 1;
         return;
     }
     if (n == 0) return;
+    if (p->seen_done) {
+        fail(p, "data after [DONE]");
+        return;
+    }
     if (js_scan_event(d, n, &ev) != JS_OK) {
         fail(p, "invalid JSON in SSE data");
         return;
     }
-    if (ev.content) push_token(p);
+    if (ev.content) {
+        if (p->max_events && p->n_tokens >= p->max_events) {
+            fail_cap(p, "content events", p->max_events);
+            return;
+        }
+        push_token(p);
+    }
     if (ev.has_finish) {
         p->finish.len = 0;
         p->has_finish = 1;
@@ -251,6 +271,16 @@ static void connection_token(hs_head *h, const char *t, size_t n)
     if (ieq(t, n, "keep-alive")) h->conn_keep_alive = 1;
 }
 
+/* Keeps the first content coding that is not identity (shown in errmsg: printable ASCII). */
+static void coding_token(hs_head *h, const char *t, size_t n)
+{
+    if (h->coding[0] || n == 0 || ieq(t, n, "identity")) return;
+    if (n > HS_CODING_SHOWN) n = HS_CODING_SHOWN;
+    for (size_t i = 0; i < n; i++)
+        h->coding[i] = t[i] >= 0x20 && t[i] < 0x7f ? t[i] : '?';
+    h->coding[n] = 0;
+}
+
 /* The last transfer coding decides whether the body is chunked. */
 static void te_token(hs_head *h, const char *t, size_t n) { h->chunked = ieq(t, n, "chunked"); }
 
@@ -309,6 +339,8 @@ static void header_line(hs_parser *p, const char *s, size_t len)
         tokens(&p->head, v, vlen, te_token);
     } else if (ieq(s, nlen, "connection")) {
         tokens(&p->head, v, vlen, connection_token);
+    } else if (ieq(s, nlen, "content-encoding")) {
+        tokens(&p->head, v, vlen, coding_token);
     } else if (ieq(s, nlen, "content-type")) {
         const char *semi = memchr(v, ';', vlen);
         if (semi) vlen = (size_t)(semi - v);
@@ -329,6 +361,12 @@ static void head_end(hs_parser *p)
     }
     p->status = h.status;
     p->is_sse = h.sse;
+    if (h.status / 100 == 2 && h.coding[0]) { /* varcas sends no Accept-Encoding */
+        snprintf(p->errbuf, sizeof p->errbuf, "compressed response (Content-Encoding: %s) that was not asked for",
+                 h.coding);
+        fail(p, p->errbuf);
+        return;
+    }
     p->sse_mode = h.status / 100 == 2 && h.sse;
     if (h.status == 204 || h.status == 304) {
         complete(p);
@@ -418,11 +456,25 @@ static const char *too_long(int state)
     }
 }
 
+/* Whether the bytes d[0:take] of a status line, of which line.len came before, keep it a
+ * possible start of "HTTP/": a peer that is not an HTTP server fails at its first byte. */
+static int http_prefix_ok(const hs_parser *p, const char *d, size_t take)
+{
+    static const char PREFIX[] = "HTTP/";
+    for (size_t k = p->line.len; k < 5 && k - p->line.len < take; k++)
+        if (d[k - p->line.len] != PREFIX[k]) return 0;
+    return 1;
+}
+
 /* Consume up to and including the next LF (or all of d, kept for later, if none). */
 static size_t take_line(hs_parser *p, const char *d, size_t n)
 {
     const char *lf = memchr(d, '\n', n), *s = d;
     size_t take = lf ? (size_t)(lf - d) + 1 : n, so_far = p->line.len + take, len;
+    if (p->state == ST_HEAD && !p->head.seen_status && !http_prefix_ok(p, d, take)) {
+        fail(p, "response does not start with HTTP/");
+        return take;
+    }
     if (p->section_bytes + so_far > HS_HEAD_MAX) {
         fail(p, too_long(p->state));
         return take;
@@ -460,20 +512,26 @@ static size_t take_counted(hs_parser *p, const char *d, size_t n)
 
 int hs_feed(hs_parser *p, const char *data, size_t n, int64_t now_ns)
 {
-    size_t i = 0;
+    size_t i = 0, end = n; /* parse data[0:end]: the bytes within max_bytes */
     if (p->state == ST_ERROR) return HS_ERROR;
     if (n && !p->first_byte_ns && p->state != ST_COMPLETE) p->first_byte_ns = now_ns;
     p->now = now_ns;
-    while (i < n && p->state != ST_COMPLETE && p->state != ST_ERROR) {
+    if (p->max_bytes && n > p->max_bytes - p->n_bytes) end = (size_t)(p->max_bytes - p->n_bytes);
+    while (i < end && p->state != ST_COMPLETE && p->state != ST_ERROR) {
         switch (p->state) {
         case ST_CHUNK_DATA:
-        case ST_BODY_LENGTH: i += take_counted(p, data + i, n - i); break;
-        case ST_BODY_CLOSE: body(p, data + i, n - i); i = n; break;
-        default: i += take_line(p, data + i, n - i); break;
+        case ST_BODY_LENGTH: i += take_counted(p, data + i, end - i); break;
+        case ST_BODY_CLOSE: body(p, data + i, end - i); i = end; break;
+        default: i += take_line(p, data + i, end - i); break;
         }
     }
+    p->n_bytes += i;
     if (p->state == ST_ERROR) return HS_ERROR;
-    if (p->state != ST_COMPLETE) return HS_MORE;
+    if (p->state != ST_COMPLETE) {
+        if (end == n) return HS_MORE;
+        fail_cap(p, "response bytes", p->max_bytes);
+        return HS_ERROR;
+    }
     if (i < n) p->trailing = 1;
     return HS_COMPLETE;
 }
@@ -488,7 +546,7 @@ int hs_eof(hs_parser *p, int64_t now_ns)
     return p->state == ST_COMPLETE ? HS_COMPLETE : HS_MORE;
 }
 
-void hs_reset(hs_parser *p)
+void hs_reset(hs_parser *p, uint64_t max_tokens)
 {
     hs_parser keep = *p;
     memset(p, 0, sizeof *p);
@@ -501,6 +559,11 @@ void hs_reset(hs_parser *p)
     p->usage.len = p->finish.len = p->error_event.len = p->excerpt.len = 0;
     p->line.len = p->sse_line.len = p->sse_data.len = 0;
     p->state = ST_HEAD;
+    p->max_tokens = max_tokens;
+    if (max_tokens) {
+        p->max_events = HS_EVENTS_PER_TOKEN * max_tokens + HS_EVENTS_BASE;
+        p->max_bytes = HS_BYTES_BASE + HS_BYTES_PER_TOKEN * max_tokens;
+    }
 }
 
 int hs_init(hs_parser *p, size_t excerpt_limit)

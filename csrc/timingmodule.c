@@ -235,13 +235,32 @@ static PyObject *Parser_eof(ParserObject *self, PyObject *const *args, Py_ssize_
     return PyLong_FromLong(hs_eof(&self->p, now));
 }
 
-static PyObject *Parser_reset(ParserObject *self, PyObject *unused)
+static const char *const RESET_ARGS[] = {"max_tokens"};
+
+static PyObject *Parser_reset(ParserObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    PyObject *a[1];
+    unsigned long long max_tokens = 0;
+    int overflow = 0;
+    if (bind("reset", RESET_ARGS, 1, 0, args, nargs, kwnames, a)) return NULL;
+    if (a[0]) {
+        PyObject *index = PyNumber_Index(a[0]); /* an int, or any integer type (numpy's) */
+        long long v;
+        if (!index) return NULL;
+        v = PyLong_AsLongLongAndOverflow(index, &overflow);
+        Py_DECREF(index);
+        if (v == -1 && PyErr_Occurred()) return NULL;
+        if (overflow || v < 0 || (unsigned long long)v > HS_MAX_TOKENS_LIMIT) {
+            PyErr_Format(PyExc_ValueError, "max_tokens must be in [0, %u]", HS_MAX_TOKENS_LIMIT);
+            return NULL;
+        }
+        max_tokens = (unsigned long long)v;
+    }
     if (self->exports) {
         PyErr_SetString(PyExc_BufferError, "StreamParser timestamps are exported; release them before reset()");
         return NULL;
     }
-    hs_reset(&self->p);
+    hs_reset(&self->p, max_tokens);
     Py_RETURN_NONE;
 }
 
@@ -350,7 +369,9 @@ static PyMethodDef Parser_methods[] = {
      "feed(data, now_ns=-1): parse one read; 0 = need more, 1 = complete, -1 = protocol error."},
     {"eof", (PyCFunction)(void (*)(void))Parser_eof, METH_FASTCALL | METH_KEYWORDS,
      "eof(now_ns=-1): the connection closed; 1 if that completes the body."},
-    {"reset", (PyCFunction)Parser_reset, METH_NOARGS, "Ready for the next response on the same connection."},
+    {"reset", (PyCFunction)(void (*)(void))Parser_reset, METH_FASTCALL | METH_KEYWORDS,
+     "reset(max_tokens=0): ready for the next response on the same connection, capped for a request of "
+     "max_tokens (0: no caps; see csrc/httpsse.h)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,8 +33,13 @@ class StreamParser:
         """0 = need more bytes, 1 = response complete, -1 = protocol error (see errmsg)."""
     def eof(self, now_ns: int = -1) -> int:
         """The connection closed: 1 if that completes a close-delimited body, else 0 (-1 after an error)."""
-    def reset(self) -> None:
-        """Ready for the next response on the same connection; BufferError while exported."""
+    def reset(self, max_tokens: int = 0) -> None:
+        """Ready for the next response on the same connection; BufferError while exported.
+
+        max_tokens (the request's; 0, the default, means no caps; at most 2**32 - 1, else
+        ValueError) caps the response at 2 * max_tokens + 64 content events and
+        128 KiB + 4 KiB * max_tokens bytes: past either it fails (-1, errmsg says which).
+        """
     def __buffer__(self, flags: int, /) -> memoryview: ...
     @property
     def status(self) -> int: ...

@@ -7,7 +7,8 @@ SSE events with comments, other fields, multi-line data, CR / LF / CRLF line end
 and reordered JSON keys, unicode text), cuts them into reads at random points and feeds
 both parsers. After every read every attribute and the timestamp arrays must agree; at the
 end they must equal the ground truth the generator recorded. Mutated responses must still
-agree and the C parser must only ever answer 0, 1 or -1.
+agree and the C parser must only ever answer 0, 1 or -1. The guards (per-request caps,
+unasked Content-Encoding, data after [DONE]) are driven to their edges the same way.
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ def assert_same(c: StreamParser, py: PyStreamParser) -> None:
     assert np.frombuffer(c, dtype=np.int64).tolist() == py.tokens().tolist()
 
 
-def feed_both(raw: bytes, cuts: list[int], limit: int, eof: bool) -> tuple[StreamParser, list[int]]:
-    """Feed raw cut at cuts to both parsers, comparing after each read; returns the C parser
-    and the results of its feed() calls."""
+def feed_both(raw: bytes, cuts: list[int], limit: int, eof: bool,
+              max_tokens: int = 0) -> tuple[StreamParser, list[int]]:
+    """Feed raw cut at cuts to both parsers (capped for max_tokens), comparing after each read;
+    returns the C parser and the results of its feed() calls."""
     c, py = StreamParser(limit), PyStreamParser(limit)
+    c.reset(max_tokens)
+    py.reset(max_tokens)
     bounds = [0, *sorted(set(cuts)), len(raw)]
     results = []
     for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
@@ -68,6 +72,7 @@ class Built:
     finish_reason: str | None = None
     usage: bytes | None = None
     error_event: bytes | None = None
+    data_after_done: bool = False  # an event with data other than "" or [DONE] follows [DONE]
 
     @property
     def size(self) -> int:
@@ -152,9 +157,10 @@ def sse_event(draw, b: Built) -> tuple[list[str], str]:
 
 
 @st.composite
-def sse_body(draw, b: Built) -> bytes:
+def sse_body(draw, b: Built, after_done: bool = False) -> bytes:
     """An SSE body. The offsets it records in b are body offsets; response() maps them to
-    offsets in the raw response once the head and any chunk framing are known."""
+    offsets in the raw response once the head and any chunk framing are known. Events after
+    [DONE] are only [DONE] or empty, unless after_done (then b.data_after_done tells)."""
     out = bytearray(b"\xef\xbb\xbf" if draw(st.booleans()) else b"")
     prev_cr = False
 
@@ -168,7 +174,12 @@ def sse_body(draw, b: Built) -> bytes:
         return at
 
     for _ in range(draw(st.integers(0, 8))):
-        data, kind = draw(sse_event(b))
+        if b.done_at is not None and not after_done:
+            data, kind = draw(st.sampled_from([("[DONE]", "done"), ("", "empty")]))
+        else:
+            data, kind = draw(sse_event(b))
+        if b.done_at is not None and kind not in ("done", "empty"):
+            b.data_after_done = True
         others = st.sampled_from([": ping", ":", "event: message", "id: 7", "retry: 10"])
         for extra in draw(st.lists(others, max_size=2)):
             line(extra)
@@ -201,8 +212,9 @@ def chunked(draw, body: bytes, base: int) -> tuple[bytes, list[int]]:
 
 
 @st.composite
-def response(draw) -> tuple[Built, dict]:
-    """A whole response and the attributes a correct parser must end with."""
+def response(draw, after_done: bool = False) -> tuple[Built, dict]:
+    """A whole response and the attributes a correct parser must end with (after_done: see
+    sse_body)."""
     b = Built()
     for _ in range(draw(st.integers(0, 1))):
         b.add(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -216,12 +228,15 @@ def response(draw) -> tuple[Built, dict]:
     eol = draw(st.sampled_from(["\r\n", "\n"]))
     is_sse = ctype is not None and ctype.lower().startswith("text/event-stream")
     sse, no_body = status // 100 == 2 and is_sse, status in (204, 304)
-    headers = [("Content-Type", ctype), ("Connection", conn), ("X-Request-Id", "abc")]
+    # Unasked compression fails a 2xx response (test_unasked_content_encoding_*), not others.
+    codings = [None, None, "identity", " Identity ,"] + (["gzip", "br, gzip"] if status // 100 != 2 else [])
+    headers = [("Content-Type", ctype), ("Connection", conn), ("X-Request-Id", "abc"),
+               ("Content-Encoding", draw(st.sampled_from(codings)))]
     head_size = b.size
     if no_body:
         body = b""
     elif sse:
-        body = draw(sse_body(b))
+        body = draw(sse_body(b, after_done))
     else:
         body = draw(st.binary(max_size=40)) + b'{"detail": "bad"}'
     if framing == "chunked":
@@ -260,15 +275,17 @@ def time_of(offset: int, bounds: list[int]) -> int:
 
 
 @SETTINGS
-@given(response(), st.lists(st.integers(1, 4000), max_size=12), st.booleans(), st.booleans())
-def test_valid_streams_match_twin_and_ground_truth(built, cuts, trailing, split_crlf):
+@given(response(), st.lists(st.integers(1, 4000), max_size=12), st.booleans(), st.booleans(),
+       st.sampled_from([0, 1, 8]))
+def test_valid_streams_match_twin_and_ground_truth(built, cuts, trailing, split_crlf, max_tokens):
     b, expect = built
     raw = b"".join(b.parts)
     cuts = [x for x in cuts if x < len(raw)]
     if split_crlf:  # the LF of every CRLF arrives in the next read
         cuts += [i for i in range(1, len(raw)) if raw[i - 1 : i + 1] == b"\r\n"]
     tail = b"HTTP/1.1 200 OK\r\n" if trailing and expect["end_at"] is not None else b""
-    c, results = feed_both(raw + tail, cuts, limit=10_000, eof=True)
+    # a generated stream is far below the caps of any max_tokens (<= 8 events, a few KiB)
+    c, results = feed_both(raw + tail, cuts, limit=10_000, eof=True, max_tokens=max_tokens)
     bounds = [0, *sorted(set(cuts)), len(raw + tail)]
     assert c.errmsg is None and results[-1] == (expect["end_at"] is not None)
     assert c.status == expect["status"] and c.is_sse == expect["is_sse"]
@@ -318,3 +335,90 @@ def test_random_bytes_match_twin(raw, cuts):
 def test_random_bytes_after_a_valid_sse_head_match_twin(raw, cuts):
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
     feed_both(head + raw, [len(head)] + [len(head) + x for x in cuts if x < len(raw)], 16, eof=True)
+
+
+# ---- guards -------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(response(after_done=True), st.lists(st.integers(1, 4000), max_size=12))
+def test_data_after_done_matches_twin_and_ground_truth(built, cuts):
+    b, _ = built
+    raw = b"".join(b.parts)
+    c, _ = feed_both(raw, [x for x in cuts if x < len(raw)], limit=64, eof=True)
+    assert (c.errmsg == "data after [DONE]") == b.data_after_done
+
+
+CONTENT = b'data: {"choices":[{"text":"t"}]}\n\n'
+OTHER = b'data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n'
+
+
+@SETTINGS
+@given(st.integers(1, 3), st.integers(-3, 3), st.integers(0, 4), st.sampled_from([None, -2, -1, 0, 1, 40]),
+       st.sampled_from(["chunked", "length", "close"]), st.lists(st.integers(0, 10**6), max_size=8),
+       st.lists(st.integers(-3, 3), max_size=3))
+def test_caps_match_twin_at_their_edges(max_tokens, events_off, others, bytes_off, framing, cuts, near):
+    """A stream of about the event cap's content events (events_off from it), padded by a
+    comment to about the byte cap (bytes_off from it, or no padding), cut anywhere and at
+    bytes around the byte cap."""
+    max_events, max_bytes = 2 * max_tokens + 64, 128 * 1024 + 4 * 1024 * max_tokens
+    n = max_events + events_off
+    events = [CONTENT] * n + [OTHER] * others
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+    if framing == "chunked":
+        head += b"Transfer-Encoding: chunked\r\n"
+    frame = (lambda e: b"%x\r\n%s\r\n" % (len(e), e)) if framing == "chunked" else (lambda e: e)
+    end = b"0\r\n\r\n" if framing == "chunked" else b""
+    length_field = b"Content-Length: %08d\r\n" % 0 if framing == "length" else b""
+    size = len(head + length_field + b"\r\n") + sum(len(frame(e)) for e in events + [b"data: [DONE]\n\n"]) + len(end)
+    if bytes_off is not None:  # pad to max_bytes + bytes_off (a chunk's size line grows with it)
+        pad = b":\n"
+        while (miss := max_bytes + bytes_off - size - len(frame(pad))) != 0:
+            pad = b":" + b"p" * (len(pad) - 2 + miss) + b"\n"
+        events.insert(len(events) // 2, pad)
+    body = b"".join(frame(e) for e in events + [b"data: [DONE]\n\n"]) + end
+    if framing == "length":
+        length_field = b"Content-Length: %08d\r\n" % len(body)
+    raw = head + length_field + b"\r\n" + body
+    assert bytes_off is None or len(raw) == max_bytes + bytes_off
+    cuts = [x % len(raw) for x in cuts] + [max_bytes + d for d in near]
+    c, results = feed_both(raw, [x for x in cuts if 0 < x < len(raw)], limit=16, eof=True, max_tokens=max_tokens)
+    if n > max_events and c.errmsg == f"more than {max_events} content events for max_tokens {max_tokens}":
+        assert c.n_events == max_events
+    elif len(raw) > max_bytes:  # unless the event cap came first
+        assert c.errmsg == f"more than {max_bytes} response bytes for max_tokens {max_tokens}"
+    else:
+        assert c.errmsg is None and c.n_events == n and c.done_ns > 0 and c.end_ns > 0
+
+
+@SETTINGS
+@given(st.sampled_from([200, 201, 204, 400, 503]), st.lists(st.sampled_from(
+    ["gzip", "GZIP", "identity", "br", "", " ", "x-gzip", "\x7f\xff", "identity " * 5]), max_size=3),
+    st.integers(0, 2), st.booleans(), st.lists(st.integers(1, 300), max_size=6))
+def test_unasked_content_encoding_matches_twin_and_ground_truth(status, values, interim, chunked, cuts):
+    head = b"HTTP/1.1 100 Continue\r\nContent-Encoding: gzip\r\n\r\n" * interim
+    head += b"HTTP/1.1 %d X\r\nContent-Type: text/event-stream\r\n" % status
+    head += b"".join(b"Content-Encoding:" + v.encode("latin-1") + b"\r\n" for v in values)
+    head += b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" if chunked else b"Content-Length: 0\r\n\r\n"
+    c, _ = feed_both(head, [x for x in cuts if x < len(head)], 16, eof=True)
+    codings = [t.strip(" \t") for v in values for t in v.split(",")]
+    unasked = [t for t in codings if t and t.lower() != "identity"]
+    if status // 100 == 2 and unasked:
+        shown = "".join(ch if " " <= ch < "\x7f" else "?" for ch in unasked[0][:32])
+        assert c.errmsg == f"compressed response (Content-Encoding: {shown}) that was not asked for"
+    else:
+        assert c.errmsg is None and c.end_ns > 0
+
+
+@SETTINGS
+@given(st.binary(min_size=1, max_size=12), st.lists(st.integers(1, 12), max_size=4))
+def test_non_http_first_bytes_match_twin_and_fail_at_once(raw, cuts):
+    c, results = feed_both(raw, [x for x in cuts if x < len(raw)], 16, eof=True)
+    bad = next((k for k in range(min(5, len(raw))) if raw[k] != b"HTTP/"[k]), None)
+    if bad is not None:  # fails in the read that brings the first impossible byte
+        bounds = sorted({0, *[x for x in cuts if x < len(raw)]})
+        failing = max(i for i, at in enumerate(bounds) if at <= bad)
+        assert results[failing:] == [-1] * (len(results) - failing) and -1 not in results[:failing]
+        assert c.errmsg == "response does not start with HTTP/"
+    else:
+        assert c.errmsg != "response does not start with HTTP/"

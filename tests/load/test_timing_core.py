@@ -289,6 +289,185 @@ def test_feed_without_now_uses_the_monotonic_clock():
     assert before <= monotonic_ns() and time.monotonic_ns() >= after
 
 
+# ---- guards: per-request caps, non-HTTP peers, unasked compression, data after [DONE] -----
+
+ROLE_EVENT = CHAT_EVENTS[0]  # a chunk without content: not counted as a content event
+DONE_EVENT = b"data: [DONE]\n\n"
+
+
+def sse_length_response(body: bytes) -> bytes:
+    return SSE_HEAD.replace(b"\r\n\r\n", b"\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
+
+
+@PARSERS
+def test_content_events_beyond_2_per_token_plus_64_fail(make):
+    p = make()
+    p.reset(max_tokens=3)  # cap: 2 * 3 + 64 = 70 content events
+    assert p.feed(SSE_HEAD + COMPLETION_EVENTS[0] * 70 + ROLE_EVENT * 100, 1) == 0
+    assert (p.n_events, p.errmsg) == (70, None)
+    assert p.feed(COMPLETION_EVENTS[1], 2) == -1
+    assert p.errmsg == "more than 70 content events for max_tokens 3"
+    assert (p.n_events, p.last_token_ns, p.finish_reason) == (70, 1, None)  # the 71st is not kept
+    assert p.feed(DONE_EVENT, 3) == -1 and p.done_ns == 0
+
+
+@PARSERS
+def test_content_events_at_the_cap_complete(make):
+    p = make()
+    p.reset(3)
+    assert p.feed(sse_length_response(COMPLETION_EVENTS[0] * 70 + DONE_EVENT), 1) == 1
+    assert (p.n_events, p.done_ns, p.errmsg) == (70, 1, None)
+
+
+@PARSERS
+def test_response_bytes_beyond_128_kib_plus_4_kib_per_token_fail(make):
+    cap = 128 * 1024 + 4 * 1024  # max_tokens 1
+    head = SSE_HEAD.replace(b"\r\n\r\n", b"\r\nContent-Length: %d\r\n\r\n")
+    for extra in (0, 1):  # a response of exactly cap bytes, then one byte longer
+        filler = cap + extra - len(head % 100000) - len(b":\n" + DONE_EVENT)
+        body = b":" + b"p" * filler + b"\n" + DONE_EVENT
+        raw = head % len(body) + body
+        assert len(raw) == cap + extra
+        p = make()
+        p.reset(max_tokens=1)
+        assert p.feed(raw[:1000], 1) == 0 and p.feed(raw[1000:-1], 2) == 0
+        if extra:
+            assert p.feed(raw[-1:], 3) == -1 and p.errmsg == f"more than {cap} response bytes for max_tokens 1"
+            assert p.done_ns == 0 and p.end_ns == 0
+        else:  # bytes after a complete response are not counted against it
+            assert p.feed(raw[-1:] + b"HTTP/1.1 200 OK\r\n", 3) == 1
+            assert (p.errmsg, p.trailing, p.done_ns, p.end_ns) == (None, True, 3, 3)
+
+
+@PARSERS
+def test_byte_cap_also_ends_a_body_that_is_not_an_event_stream(make):
+    p = make(excerpt_limit=8)
+    p.reset(1)
+    assert p.feed(b"HTTP/1.0 500 Oops\r\n\r\n" + b"x" * 200_000, 1) == -1
+    assert (p.status, p.body_excerpt) == (500, b"x" * 8)
+    assert p.errmsg == "more than 135168 response bytes for max_tokens 1"
+
+
+@PARSERS
+def test_reset_without_max_tokens_lifts_the_caps(make):
+    p = make()
+    p.reset(1)
+    p.reset()
+    assert p.feed(SSE_HEAD + COMPLETION_EVENTS[0] * 5000 + b": " + b"p" * 300_000 + b"\n", 1) == 0
+    assert (p.n_events, p.errmsg) == (5000, None)
+    p.reset(0)  # 0 means no cap too
+    assert p.feed(SSE_HEAD + COMPLETION_EVENTS[0] * 100, 1) == 0 and p.n_events == 100
+
+
+@PARSERS
+def test_max_tokens_is_checked(make):
+    p = make()
+    for bad in (-1, 2**32):
+        with pytest.raises(ValueError, match=r"max_tokens must be in \[0, 4294967295\]"):
+            p.reset(bad)
+    for args in (("8",), (8, 1)):
+        with pytest.raises(TypeError):
+            p.reset(*args)
+    p.reset(max_tokens=np.int32(8))
+    p.reset(2**32 - 1)
+    assert p.feed(SSE_HEAD + COMPLETION_EVENTS[0], 1) == 0 and p.n_events == 1
+
+
+@PARSERS
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        b"\x15\x03\x03\x00\x02\x02\x46",  # a TLS alert (protocol_version) to a plain-HTTP hello
+        b"S",
+        b"HTTX",
+        b"http/1.1 200 OK\r\n",  # the HTTP-version is case-sensitive
+        b"\r\nHTTP/1.1 200 OK\r\n",
+        b"HTT\n",
+        b"X" * 70_000,  # no line end: still at the first byte, not at the 64 KiB head limit
+        b"HTTP/1.1 100 Continue\r\n\r\n<html>",  # the final response's status line too
+    ],
+)
+def test_first_bytes_that_cannot_start_http_fail_at_once(make, raw):
+    p = make()
+    assert p.feed(raw, 1) == -1
+    assert p.errmsg == "response does not start with HTTP/"
+    assert p.first_byte_ns == 1
+
+
+@PARSERS
+def test_a_status_line_split_byte_by_byte_is_accepted(make):
+    p = make()
+    raw = b"HTTP/1.1 200 OK\r\n"
+    assert feed_all(p, [raw[k : k + 1] for k in range(len(raw))]) == [0] * len(raw)
+    assert (p.status, p.errmsg) == (200, None)
+    q = make()
+    assert feed_all(q, [b"HT", b"TPS"]) == [0, -1] and q.errmsg == "response does not start with HTTP/"
+
+
+@PARSERS
+@pytest.mark.parametrize(
+    "value, coding",
+    [
+        (b"gzip", "gzip"),
+        (b"GZip", "GZip"),
+        (b"br", "br"),
+        (b"identity, deflate", "deflate"),
+        (b" , zstd ,gzip", "zstd"),
+        (b"x" * 40, "x" * 32),  # shown up to 32 bytes ...
+        (b"g\xffz\x01", "g?z?"),  # ... of printable ASCII
+    ],
+)
+def test_compressed_2xx_response_fails_at_the_end_of_its_head(make, value, coding):
+    p = make()
+    raw = UVICORN_HEAD.replace(b"\r\n\r\n", b"\r\nContent-Encoding: " + value + b"\r\n\r\n")
+    assert p.feed(raw + b"1f\r\n\x1f\x8b", 1) == -1
+    assert p.errmsg == f"compressed response (Content-Encoding: {coding}) that was not asked for"
+    assert (p.status, p.is_sse, p.keep_alive, p.n_events) == (200, True, False, 0)
+
+
+@PARSERS
+def test_identity_coding_and_compressed_error_responses_pass(make):
+    p = make()
+    raw = UVICORN_HEAD.replace(b"\r\n\r\n", b"\r\nContent-Encoding: identity\r\ncontent-encoding: \r\n\r\n")
+    assert p.feed(raw + chunk(COMPLETION_EVENTS[0]) + b"0\r\n\r\n", 1) == 1
+    assert (p.errmsg, p.n_events) == (None, 1)
+    q = make()  # an HTTP error stays an HTTP error (the status says more than the encoding)
+    body = b"\x1f\x8b\x08\x00"
+    assert q.feed(b"HTTP/1.1 503 Busy\r\nContent-Encoding: gzip\r\nContent-Length: 4\r\n\r\n" + body, 1) == 1
+    assert (q.errmsg, q.status, q.body_excerpt) == (None, 503, body)
+    r = make()  # an interim head's fields do not carry over to the final head
+    assert r.feed(b"HTTP/1.1 100 Continue\r\nContent-Encoding: gzip\r\n\r\n" + raw + b"0\r\n\r\n", 1) == 1
+    assert r.errmsg is None
+
+
+@PARSERS
+@pytest.mark.parametrize(
+    "after",
+    [
+        COMPLETION_EVENTS[0],
+        CHAT_EVENTS[0],  # no content, still data
+        COMPLETION_EVENTS[4],  # usage
+        b'data: {"error": {"message": "late"}}\n\n',
+        b"data: not json\n\n",
+        b"data:\ndata:\n\n",  # joined data is one LF: not empty
+    ],
+)
+def test_data_after_done_fails(make, after):
+    p = make()
+    assert p.feed(SSE_HEAD + COMPLETION_EVENTS[0] + DONE_EVENT + after, 1) == -1
+    assert p.errmsg == "data after [DONE]"
+    assert (p.n_events, p.done_ns, p.usage, p.error_event) == (1, 1, None, None)
+
+
+@PARSERS
+def test_keep_alives_and_repeated_done_after_done_pass(make):
+    p = make()
+    after = b": ping\n\ndata:\n\nevent: x\nid: 3\n\n\n\ndata: [DONE]\n\n"
+    assert p.feed(sse_length_response(COMPLETION_EVENTS[0] + DONE_EVENT + after), 1) == 1
+    assert (p.errmsg, p.n_events, p.done_ns, p.end_ns) == (None, 1, 1, 1)
+
+
 # ---- JSON: validity exactly as orjson, content as a dict would see it ---------------------
 
 OVERFLOW = str(2**1024 - 2**970)  # the smallest decimal that rounds to infinity

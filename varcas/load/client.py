@@ -4,6 +4,9 @@ Python runs once per socket read: data_received hands the bytes to the C parser
 (varcas._timing.StreamParser), which timestamps the read, parses HTTP, chunked encoding and
 SSE, and stores every content event's time in its own buffer. No per-token Python objects.
 A connection carries one request at a time; the Pool reuses idle ones and grows on demand.
+Each request resets the parser with its max_tokens, which caps the content events and bytes
+its response may bring (csrc/httpsse.h): a server that floods ends the request as a protocol
+error, and the engine closes the connection, instead of growing the client without bound.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ IDLE_REUSE_LIMIT_NS = 4_000_000_000
 class Connection(asyncio.Protocol):
     """One socket; owner.on_response(conn) or owner.on_failure(conn, kind) ends its request."""
 
-    __slots__ = ("owner", "parser", "feed", "transport", "request", "sent_ns", "idle_since_ns", "pending")
+    __slots__ = ("owner", "parser", "feed", "transport", "request", "sent_ns", "idle_since_ns", "pending",
+                 "max_tokens")
 
     def __init__(self, owner) -> None:
         self.owner = owner
@@ -35,6 +39,7 @@ class Connection(asyncio.Protocol):
         self.sent_ns = 0
         self.idle_since_ns = 0
         self.pending = None  # (request, data) to send once connected
+        self.max_tokens = 0  # of the request sent or pending: the parser's caps (0: none)
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -47,9 +52,10 @@ class Connection(asyncio.Protocol):
             self.send(request, data)
 
     def send(self, request, data: bytes) -> None:
-        """Start a request: reset the parser, stamp the send time, hand the bytes to the socket."""
+        """Start a request: reset the parser with the request's caps, stamp the send time, hand
+        the bytes to the socket."""
         self.request = request
-        self.parser.reset()
+        self.parser.reset(self.max_tokens)
         self.sent_ns = monotonic_ns()
         self.transport.write(data)
 
@@ -92,8 +98,9 @@ class Pool:
                 self.ssl.check_hostname = False
                 self.ssl.verify_mode = ssl_module.CERT_NONE
 
-    def acquire(self, request, data: bytes) -> Connection:
-        """Send on an idle connection, or on a new one as soon as it is connected."""
+    def acquire(self, request, data: bytes, max_tokens: int = 0) -> Connection:
+        """Send on an idle connection, or on a new one as soon as it is connected; max_tokens
+        (the request's, 0 for none) sets the caps on its response."""
         idle = self.idle
         now = monotonic_ns()
         conn = None
@@ -101,11 +108,13 @@ class Pool:
             candidate = idle.pop()  # most recently used first: warm, least likely to be closed
             if candidate.transport is not None and now - candidate.idle_since_ns < IDLE_REUSE_LIMIT_NS:
                 conn = candidate
+                conn.max_tokens = max_tokens
                 conn.send(request, data)
                 break
             candidate.abort()
         if conn is None:
             conn = Connection(self.owner)
+            conn.max_tokens = max_tokens
             conn.pending = (request, data)
             self._open(conn)
         # Keep spare connections opening in the background (about 1/16 of the pool, at least

@@ -123,7 +123,8 @@ class Engine:
     def _send(self, i: int, slot_wait_ns: int) -> None:
         request = (i, slot_wait_ns)
         self.stats.sent += 1
-        self.inflight[i] = self.pool.acquire(request, self.build(i))
+        # max_tokens caps the response's content events and bytes (a flooding server fails it)
+        self.inflight[i] = self.pool.acquire(request, self.build(i), int(self.output_len[i]))
 
     def _slot_freed(self) -> None:
         if self.waiting and not self.stopped:

@@ -10,6 +10,7 @@ Clarity first: this is not used on the hot path.
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 from array import array
@@ -18,6 +19,11 @@ import orjson
 
 HEAD_MAX = 64 * 1024  # head, trailer section, or one chunk-size line, line ends included
 EVENT_MAX = 16 * 1024 * 1024  # one SSE line, and one event's joined data
+# Per-request caps from max_tokens (why these margins: csrc/httpsse.h).
+EVENTS_PER_TOKEN, EVENTS_BASE = 2, 64
+BYTES_PER_TOKEN, BYTES_BASE = 4 * 1024, 128 * 1024
+MAX_TOKENS_LIMIT = 2**32 - 1
+CODING_SHOWN = 32  # bytes of an unasked Content-Encoding in errmsg
 MORE, COMPLETE, ERROR = 0, 1, -1
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([1-5][0-9][0-9])(?: .*)?", re.S)
@@ -46,6 +52,12 @@ class _Head:
         self.conn_close = self.conn_keep_alive = self.sse = False
         self.has_te = self.chunked = False
         self.length: int | None = None
+        self.coding = ""  # the first Content-Encoding coding that is not identity
+
+
+def _shown_coding(token: bytes) -> str:
+    """A coding as errmsg shows it: its first CODING_SHOWN bytes, non-printable ones as '?'."""
+    return "".join(chr(c) if 0x20 <= c < 0x7F else "?" for c in token[:CODING_SHOWN])
 
 
 def _tokens(value: bytes) -> list[bytes]:
@@ -103,8 +115,17 @@ class PyStreamParser:
         self._excerpt_limit = excerpt_limit
         self.reset()
 
-    def reset(self) -> None:
-        """Ready for the next response on the same keep-alive connection."""
+    def reset(self, max_tokens: int = 0) -> None:
+        """Ready for the next response on the same keep-alive connection, capped for a request
+        of max_tokens (0: no caps)."""
+        max_tokens = operator.index(max_tokens)
+        if not 0 <= max_tokens <= MAX_TOKENS_LIMIT:
+            raise ValueError(f"max_tokens must be in [0, {MAX_TOKENS_LIMIT}]")
+        self._max_tokens = max_tokens
+        self._max_events = EVENTS_PER_TOKEN * max_tokens + EVENTS_BASE if max_tokens else 0
+        self._max_bytes = BYTES_BASE + BYTES_PER_TOKEN * max_tokens if max_tokens else 0
+        self._n_bytes = 0
+        self._seen_done = False
         self.status = 0
         self.keep_alive = self.is_sse = self.trailing = False
         self.first_byte_ns = self.done_ns = self.end_ns = 0
@@ -151,13 +172,19 @@ class PyStreamParser:
         if data and not self.first_byte_ns and self._state != "complete":
             self.first_byte_ns = taken if now_ns < 0 else now_ns
         self._now = taken if now_ns < 0 else now_ns
+        # Parse only the bytes within the byte cap; one more for an unfinished response fails.
+        part = data[: self._max_bytes - self._n_bytes] if self._max_bytes else data
         i = 0
-        while i < len(data) and self._state not in ("complete", "error"):
-            i = self._step(data, i)
+        while i < len(part) and self._state not in ("complete", "error"):
+            i = self._step(part, i)
+        self._n_bytes += i
         if self._state == "error":
             return ERROR
         if self._state != "complete":
-            return MORE
+            if len(part) == len(data):
+                return MORE
+            self._fail_cap("response bytes", self._max_bytes)
+            return ERROR
         if i < len(data):
             self.trailing = True
         return COMPLETE
@@ -176,6 +203,9 @@ class PyStreamParser:
     def _fail(self, msg: str) -> None:
         self._state = "error"
         self.errmsg = msg
+
+    def _fail_cap(self, what: str, cap: int) -> None:
+        self._fail(f"more than {cap} {what} for max_tokens {self._max_tokens}")
 
     def _complete(self) -> None:
         self._state = "complete"
@@ -198,6 +228,13 @@ class PyStreamParser:
         lf = data.find(b"\n", i)
         end = len(data) if lf < 0 else lf + 1
         so_far = len(self._line) + end - i
+        if self._state == "head" and not self._head.seen_status:
+            # Fail at the first byte that cannot continue "HTTP/", not at a line end that a
+            # peer which is not an HTTP server may never send.
+            start = bytes(self._line[:5]) + data[i : min(end, i + 5)]
+            if not b"HTTP/".startswith(start[:5]):
+                self._fail("response does not start with HTTP/")
+                return end
         if self._section + so_far > HEAD_MAX:
             self._fail(_TOO_LONG[self._state])
             return end
@@ -270,6 +307,11 @@ class PyStreamParser:
         elif name == b"connection":
             h.conn_close |= b"close" in _tokens(value)
             h.conn_keep_alive |= b"keep-alive" in _tokens(value)
+        elif name == b"content-encoding":
+            codings = [t.strip(b" \t") for t in value.split(b",")]
+            unasked = [t for t in codings if t and t.lower() != b"identity"]
+            if unasked and not h.coding:
+                h.coding = _shown_coding(unasked[0])
         elif name == b"content-type":
             h.sse = value.split(b";")[0].strip(b" \t").lower() == b"text/event-stream"
 
@@ -279,6 +321,9 @@ class PyStreamParser:
             self._enter("head")
             return
         self.status, self.is_sse = h.status, h.sse
+        if h.status // 100 == 2 and h.coding:  # varcas sends no Accept-Encoding
+            self._fail(f"compressed response (Content-Encoding: {h.coding}) that was not asked for")
+            return
         self._sse_mode = h.status // 100 == 2 and h.sse
         until_close = False
         if h.status in (204, 304):
@@ -363,7 +408,11 @@ class PyStreamParser:
         data = bytes(self._sse_data[:-1])
         self._sse_data.clear()
         if data == b"[DONE]":
-            self.done_ns = self.done_ns or self._now
+            if not self._seen_done:
+                self.done_ns = self._now
+            self._seen_done = True
+        elif data and self._seen_done:
+            self._fail("data after [DONE]")
         elif data:
             self._event(data)
 
@@ -378,6 +427,9 @@ class PyStreamParser:
         choices = obj.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
             if _is_content(choices[0]):
+                if self._max_events and len(self._tokens) >= self._max_events:
+                    self._fail_cap("content events", self._max_events)
+                    return
                 self._tokens.append(self._now)
             if isinstance(choices[0].get("finish_reason"), str):
                 self.finish_reason = choices[0]["finish_reason"]
