@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
+from ..bounded import read_bounded
 from ..errors import VarcasError
 from .request import Target
 
@@ -33,22 +34,9 @@ def control_client(headers: dict[str, str], insecure: bool = False, timeout_s: f
     return httpx.Client(headers=headers, verify=not insecure, timeout=timeout_s, trust_env=False)
 
 
-def read_bounded(client: httpx.Client, url: str, limit: int, timeout_s: float | None = None) -> tuple[int, bytes]:
-    """GET url -> (status, body); VarcasError if the body is over `limit` bytes."""
-    kwargs = {} if timeout_s is None else {"timeout": timeout_s}
-    with client.stream("GET", url, **kwargs) as resp:
-        chunks, size = [], 0
-        for chunk in resp.iter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise VarcasError(f"{url}: answer larger than {limit >> 20} MiB: not an OpenAI-compatible server?")
-            chunks.append(chunk)
-        return resp.status_code, b"".join(chunks)
-
-
 def _get(client: httpx.Client, url: str) -> tuple[int, bytes]:
     try:
-        return read_bounded(client, url, MAX_MODELS_BYTES)
+        return read_bounded(client, "GET", url, MAX_MODELS_BYTES)
     except httpx.ConnectError as exc:
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
             raise VarcasError(f"{url}: TLS certificate verification failed (--insecure skips the check)") from None
@@ -87,7 +75,7 @@ def preflight(target: Target, model: str | None, headers: dict[str, str], insecu
             raise VarcasError(f"model {model!r} is not served by {target.origin}; it serves: {', '.join(models)}")
         version = None
         try:
-            vstatus, vbody = read_bounded(client, target.url("/version"), MAX_MODELS_BYTES)
+            vstatus, vbody = read_bounded(client, "GET", target.url("/version"), MAX_MODELS_BYTES)
             if vstatus == 200:
                 version = str(orjson.loads(vbody).get("version")) or None
         except (httpx.HTTPError, VarcasError, orjson.JSONDecodeError, AttributeError):

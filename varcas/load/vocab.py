@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import orjson
 
+from ..bounded import read_bounded
 from ..errors import VarcasError
 from .prompts import TextPrompts, TokenPrompts, corpus_words
 
@@ -78,18 +79,10 @@ def from_tokenizer(path: str) -> CorpusTokens:
 def _post_json(client: httpx.Client, url: str, body: dict) -> dict | None:
     """POST JSON and parse the answer; None for any failure (the endpoint is optional)."""
     try:
-        with client.stream("POST", url, content=orjson.dumps(body),
-                           headers={"Content-Type": "application/json"}) as resp:
-            if resp.status_code != 200:
-                return None
-            chunks, size = [], 0
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                if size > MAX_TOKENIZE_BYTES:
-                    return None
-                chunks.append(chunk)
-        data = orjson.loads(b"".join(chunks))
-    except (httpx.HTTPError, orjson.JSONDecodeError):
+        status, answer = read_bounded(client, "POST", url, MAX_TOKENIZE_BYTES, content=orjson.dumps(body),
+                                      headers={"Content-Type": "application/json"})
+        data = orjson.loads(answer) if status == 200 else None
+    except (httpx.HTTPError, VarcasError, orjson.JSONDecodeError):
         return None
     return data if isinstance(data, dict) else None
 

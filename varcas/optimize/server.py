@@ -35,7 +35,8 @@ import httpx
 import orjson
 
 from ..errors import VarcasError
-from ..load.preflight import MAX_MODELS_BYTES, read_bounded
+from ..bounded import read_bounded
+from ..load.preflight import MAX_MODELS_BYTES
 from ..serve.spawn import die_with_parent
 
 POLL_S = 0.25          # between readiness probes
@@ -249,7 +250,7 @@ def _wait_ready(server: ManagedServer, deadline: float, timeout_s: float) -> str
 def _get(client: httpx.Client, url: str, timeout: float) -> tuple[int, bytes]:
     """GET with the answer read up to a bound (a server is never trusted with our memory)."""
     try:
-        return read_bounded(client, url, MAX_MODELS_BYTES, timeout)
+        return read_bounded(client, "GET", url, MAX_MODELS_BYTES, timeout=timeout)
     except VarcasError as exc:
         raise ServerStartError(str(exc)) from None
 

@@ -28,6 +28,7 @@ import pyarrow.ipc as ipc
 from prometheus_client.parser import text_string_to_metric_families
 
 from .._timing import monotonic_ns
+from ..bounded import read_bounded
 from ..errors import VarcasError
 from ..serve.spawn import child_env, die_with_parent
 from .. import metricsfile as store
@@ -102,21 +103,10 @@ def parse(text: str) -> tuple[list[str], list[str], list[float]]:
     return names, labels, values
 
 
-def _get(client: httpx.Client, url: str) -> tuple[int, bytes]:
-    with client.stream("GET", url) as resp:
-        chunks, size = [], 0
-        for chunk in resp.iter_bytes():
-            size += len(chunk)
-            if size > MAX_BYTES:
-                raise ValueError(f"answer larger than {MAX_BYTES >> 20} MiB")
-            chunks.append(chunk)
-        return resp.status_code, b"".join(chunks)
-
-
 def _scrape(client: httpx.Client, url: str, writer, sink, tally: dict) -> bool:
     """One scrape appended to the stream; False when the server has no /metrics at all."""
     try:
-        status, body = _get(client, url)
+        status, body = read_bounded(client, "GET", url, MAX_BYTES)
         t_ns = monotonic_ns()
         if status == 404 and not tally["scrapes"]:
             tally["error"] = f"GET {url}: 404: the server has no /metrics"
@@ -124,7 +114,7 @@ def _scrape(client: httpx.Client, url: str, writer, sink, tally: dict) -> bool:
         if status != 200:
             raise ValueError(f"HTTP {status}")
         names, labels, values = parse(body.decode("utf-8", "replace"))
-    except (httpx.HTTPError, ValueError, UnicodeError) as exc:
+    except (httpx.HTTPError, VarcasError, ValueError, UnicodeError) as exc:
         tally["failed"] += 1
         tally["error"] = tally["error"] or f"GET {url}: {exc.__class__.__name__}: {str(exc)[:200]}"
         return True
