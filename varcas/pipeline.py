@@ -26,6 +26,7 @@ from rich.console import Console
 from . import rundir
 from .cli import OneLineParser, positive_float
 from .errors import EXIT_INTERRUPTED, VarcasError
+from .load.context import CLIP_HELP
 from .load.workloads import load_workload
 from .optimize import sweepdir
 from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
@@ -55,6 +56,7 @@ def build_parser(prog: str) -> OneLineParser:
     w.add_argument("--rps", type=positive_float, help="request rate of every run (default: each workload's)")
     w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100")
     w.add_argument("--seed", type=int, default=0, help="schedule seed (default 0)")
+    w.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
     w.add_argument("--out", required=True, help="pipeline directory (rerun the same command to resume)")
     w.add_argument("--quiet", action="store_true", help="no live progress per run")
     return p
@@ -158,7 +160,7 @@ def _roofline(args, rdir: Path) -> dict:
 
 def _sweep_spec(spec: BackendSpec, args, workloads, params: list, goodput, out: Path) -> SweepSpec:
     return SweepSpec(backend=spec, params=params, workloads=workloads, out=str(out), duration_s=args.duration_s,
-                     rps=args.rps, seed=args.seed, goodput=goodput, quiet=args.quiet,
+                     rps=args.rps, seed=args.seed, goodput=goodput, quiet=args.quiet, clip_to_context=args.clip_to_context,
                      roofline={"model": args.model, "gpu": args.gpu, "quant": args.quant})
 
 

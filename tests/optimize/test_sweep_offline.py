@@ -122,3 +122,13 @@ def test_cli_runs_compares_and_rejects_bad_input(tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (argv, r.stderr)
     r = optimize("--offline", "--out", str(tmp_path / "file" / "sw"))
     assert r.returncode == 2 and "cannot write" in r.stderr
+
+
+def test_clip_to_context_reaches_the_sweep_and_its_identity():
+    from varcas.optimize.cli import build_parser, spec_from_args
+
+    args = build_parser("varcas optimize").parse_args(["--offline", "--out", "x", "--clip-to-context"])
+    clipped = spec_from_args(args)
+    assert clipped.clip_to_context and clipped.identity()["clip_to_context"] is True
+    plain = spec_from_args(build_parser("varcas optimize").parse_args(["--offline", "--out", "x"]))
+    assert not plain.clip_to_context and "clip_to_context" not in plain.identity()  # older sweeps still resume

@@ -142,14 +142,20 @@ def test_sweep_rate_and_pipeline_with_a_vllm_command(tmp_path, vllm_venv, vllm_m
     model = vllm_models / "tiny-32k"
     workload = short_workload(tmp_path)
     cap = tmp_path / "cap"
+    long = tmp_path / "long.json"  # 600-token prompts: over the server's 512, so clipped
+    long.write_text(json.dumps({"name": "long", "description": "over the context", "rps": 2,
+                                "input": {"kind": "fixed", "value": 600}, "output": {"kind": "fixed", "value": 8}}))
     code, stdout, err = finish(varcas(
-        "sweep-rate", "--server-cmd", server_cmd_template(vllm_venv, model), "--workload", workload,
+        "sweep-rate", "--server-cmd", server_cmd_template(vllm_venv, model), "--workload", long, "--clip-to-context",
         "--goodput", "ttft:20000", "--attainment", "0.9", "--start", "2", "--max-steps", "2", "--duration", "11",
         "--ready-timeout", "300", "--out", cap), 420)
     assert code == 0, err
     capacity = json.loads((cap / "capacity.json").read_text())
     assert len(capacity["steps"]) == 2 and capacity["steps"][0]["rate_rps"] == 2
-    assert all(rundir.read_manifest(s["run_dir"])["counts"]["ok"] > 0 for s in capacity["steps"])
+    for step in capacity["steps"]:
+        manifest = rundir.read_manifest(step["run_dir"])
+        assert manifest["counts"]["ok"] > 0 and manifest["counts"]["failed"] == 0
+        assert manifest["warnings"][0].startswith("--clip-to-context: ")
     no_vllm_left()
 
     study = tmp_path / "study"

@@ -4,6 +4,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from ..cli import OneLineParser, positive_float, positive_int
+from .context import CLIP_HELP
 from .request import API_PATHS
 from .runner import LoadConfig, run_load
 
@@ -42,8 +43,7 @@ def build_parser(prog: str) -> OneLineParser:
     r.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0, help="seconds (default 600)")
     r.add_argument("--drain-timeout", dest="drain_timeout_s", type=positive_float, default=30.0,
                    help="seconds in-flight requests may finish after an interrupt (default 30)")
-    r.add_argument("--clip-to-context", action="store_true",
-                   help="shorten requests that exceed the server's max_model_len instead of refusing the workload")
+    r.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
     r.add_argument("--fail-fast", type=int, default=20, metavar="N",
                    help="stop when the first N finished requests all failed with the same error (default 20; 0: never)")
     r.add_argument("--metrics-interval", dest="metrics_interval_s", type=float, default=0.5, metavar="S",

@@ -11,6 +11,8 @@ import numpy as np
 
 from ..errors import VarcasError
 
+CLIP_HELP = "shorten requests that exceed the server's max_model_len instead of refusing the workload"
+
 
 def fit_to_context(input_len: np.ndarray, output_len: np.ndarray, max_len: int | None,
                    clip: bool, extra: int = 0) -> tuple[np.ndarray, np.ndarray, str | None]:

@@ -13,6 +13,7 @@ from ..analyze.cli import parse_goodput
 from ..analyze.trust import MIN_STEADY_S
 from ..cli import OneLineParser, positive_float, positive_int
 from ..errors import EXIT_INTERRUPTED, VarcasError
+from ..load.context import CLIP_HELP
 from ..load.runner import LoadConfig
 from ..load.signals import interrupts_raise
 from ..load.workloads import load_workload
@@ -43,6 +44,7 @@ def build_parser(prog: str) -> OneLineParser:
     r.add_argument("--duration", dest="duration_s", type=positive_float, default=60.0,
                    help="seconds of schedule per run (default 60)")
     r.add_argument("--seed", type=int, default=0, help="seed of every run's schedule (default 0)")
+    r.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
     p.add_argument("--out", required=True, help="directory of the search: capacity.json and one run per rate")
     p.add_argument("--json", action="store_true", help="print capacity.json on stdout (the tables go to stderr)")
     return p
@@ -61,7 +63,7 @@ def run(args) -> int:
     spec = SearchSpec(slos=slos, attainment=args.attainment, start_rps=start, min_rps=args.min_rps,
                      max_rps=args.max_rps, tolerance=args.tolerance, max_steps=args.max_steps,
                      load={"workload": args.workload, "duration_s": args.duration_s, "seed": args.seed,
-                           "target": target.public()})
+                           "target": target.public(), **({"clip_to_context": True} if args.clip_to_context else {})})
     open_out(out, spec)  # before any server starts: a bad --out is a one-line error at once
     console = Console(highlight=False, stderr=args.json)
     try:
@@ -71,6 +73,7 @@ def run(args) -> int:
             def run_rate(rate: float, run_dir: Path) -> Path:
                 console.print(f"[dim]running {rate:g} req/s for {args.duration_s:g} s -> {run_dir}[/]")
                 cfg = LoadConfig(workload=args.workload, rps=rate, duration_s=args.duration_s, seed=args.seed,
+                                 clip_to_context=args.clip_to_context,
                                  out=str(run_dir))
                 try:
                     path = backend.run(cfg)

@@ -14,6 +14,7 @@ from ..analyze.cli import parse_goodput
 from ..analyze.summary import check_goodput
 from ..cli import OneLineParser, positive_float
 from ..errors import EXIT_INTERRUPTED, VarcasError
+from ..load.context import CLIP_HELP
 from .backend import add_backend_flags, backend_spec
 from .params import parse_param
 from .render import print_comparison
@@ -37,6 +38,7 @@ def build_parser(prog: str) -> OneLineParser:
     s.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0)
     s.add_argument("--drain-timeout", dest="drain_timeout_s", type=positive_float, default=30.0,
                    help="seconds in-flight requests may finish after a run's schedule (default 30)")
+    s.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
     s.add_argument("--out", required=True, help="sweep directory (rerun the same command to resume)")
     s.add_argument("--quiet", action="store_true", help="no live progress per run")
     c = p.add_argument_group("comparison")
@@ -63,7 +65,7 @@ def spec_from_args(args) -> SweepSpec:
     return SweepSpec(backend=backend_spec(args), params=[parse_param(t) for t in args.param], workloads=workloads,
                      out=args.out, duration_s=args.duration_s, rps=args.rps, seed=args.seed, warmup=args.warmup,
                      goodput=goodput, roofline=roof, request_timeout_s=args.request_timeout_s,
-                     drain_timeout_s=args.drain_timeout_s, quiet=args.quiet)
+                     drain_timeout_s=args.drain_timeout_s, quiet=args.quiet, clip_to_context=args.clip_to_context)
 
 
 def run(args) -> int:

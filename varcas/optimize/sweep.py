@@ -51,6 +51,7 @@ class SweepSpec:
     request_timeout_s: float = 600.0
     drain_timeout_s: float = 30.0
     quiet: bool = False
+    clip_to_context: bool = False  # shorten requests over the server's max_model_len (else refused)
     configs: list = field(init=False, default_factory=list)
     names: dict = field(init=False, default_factory=dict)  # workload as given -> its name (the run's directory)
 
@@ -58,7 +59,7 @@ class SweepSpec:
         """What makes two sweeps the same (a resumed sweep must match it)."""
         return {"backend": self.backend.public(), "params": [[n, list(v)] for n, v in self.params],
                 "workloads": list(self.workloads), "duration_s": self.duration_s, "rps": self.rps,
-                "seed": self.seed, "warmup": self.warmup}
+                "seed": self.seed, "warmup": self.warmup, **({"clip_to_context": True} if self.clip_to_context else {})}
 
 
 def prepare(spec: SweepSpec) -> Path:
@@ -193,6 +194,7 @@ def _run_workload(spec: SweepSpec, backend, run_dir: Path, workload: str, rearm)
             k += 1
         run_dir.rename(run_dir.with_name(f"{run_dir.name}.partial-{k}"))
     cfg = LoadConfig(workload=workload, rps=spec.rps, duration_s=spec.duration_s, seed=spec.seed,
+                     clip_to_context=spec.clip_to_context,
                      out=str(run_dir), quiet=spec.quiet, request_timeout_s=spec.request_timeout_s,
                      drain_timeout_s=spec.drain_timeout_s)
     try:
