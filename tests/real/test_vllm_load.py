@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from tests.load.helpers import REPO, varcas_cli
 from varcas import metricsfile
+from varcas.analyze import load_run, summarize
 from varcas.rundir import read_manifest
 
 COUNTERS = ("vllm:prompt_tokens_total", "vllm:generation_tokens_total", "vllm:request_success_total")
@@ -73,6 +74,9 @@ def test_token_counts_equal_vllms_own_counters(tmp_path, vllm_4k, vllm_models, a
     assert mine == delta, (mine, delta)
     manifest = read_manifest(out)
     assert manifest["telemetry"]["scrapes"] >= 4 and manifest["telemetry"]["error"] is None
+    server = summarize(load_run(out)).server  # vLLM v1's names: kv_cache_usage_perc, not gpu_...
+    assert {"running", "waiting", "kv_cache_usage", "generation_tokens"} <= set(server)
+    assert 1 <= server["running"]["max"] <= 16 and server["generation_tokens"]["delta"] > 0
     source = f"tokenizer {vllm_models / 'tiny-4k'}" if extra else "server /tokenize"
     assert manifest["prompts"]["source"] == source and manifest["target"]["max_model_len"] == 512
 

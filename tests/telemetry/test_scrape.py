@@ -141,3 +141,25 @@ def test_a_disagreeing_server_count_is_a_trust_warning(tmp_path):
         "server and client disagree: vllm:generation_tokens_total grew by 90 during the run, the client's usage "
         "totals 40 generated tokens (another client on the server, failed requests the server still counted, "
         "or a server restart)"]
+
+
+def test_the_summary_shows_the_servers_own_batch_queue_and_rates(tmp_path):
+    """An overloaded simulated T4 at max-num-seqs 4: the server's own gauges say the batch was
+    full and a queue built, which the client alone can only infer."""
+    out = tmp_path / "r"
+    run_load(LoadConfig(rps=6, duration_s=6, sim={"gpu": "t4", "quant": "awq", "max_num_seqs": 4}, out=str(out),
+                        quiet=True, workload="chat_low", drain_timeout_s=1.0, metrics_interval_s=0.25))
+    s = summarize(load_run(out))
+    server = s.server
+    assert server["running"]["max"] == 4 and server["running"]["p50"] == 4  # the batch it really ran
+    assert server["waiting"]["max"] > 5 and 0 < server["kv_cache_usage"]["max"] < 1
+    assert server["generation_tokens"]["per_s"] > 0 and server["preemptions"]["delta"] == 0
+    assert s.to_dict()["server"] == server
+    # requests cancelled at the drain cost the server tokens the client never counted: no warning
+    assert not [w for w in s.warnings if "disagree" in w]
+
+
+def test_no_metrics_file_means_no_server_section(tmp_path):
+    cols = synth.simulate(np.arange(10) * 0.1, prefill_ms=20, itl_ms=5, tokens=4)
+    s = summarize(load_run(synth.write_run(tmp_path / "r", cols)))
+    assert s.server is None and s.to_dict()["server"] is None

@@ -74,7 +74,33 @@ def _render_one(s: Summary, console: Console) -> None:
         console.print(_latency_table(s, blocks, wide=console.width >= WIDE))
     if s.errors_by_kind:
         console.print(_errors_table(s))
+    if s.server:
+        console.print(_server_table(s))
     _render_trust(s, console)
+
+
+_SERVER_ROWS = (("running (the batch it ran)", "running", 1), ("waiting (its queue)", "waiting", 1),
+                ("KV-cache usage (%)", "kv_cache_usage", 100))
+
+
+def _server_table(s: Summary) -> Table:
+    """The server's own view (its /metrics) over the window the figures above describe."""
+    scope = "steady window" if s.steady else "whole run"
+    table = _table(f"Server's own figures (/metrics, {s.server['scrapes']} scrapes in the {scope})")
+    table.add_column("")
+    for header in ("mean", "p50", "p90", "max"):
+        table.add_column(header, justify="right")
+    for label, key, scale in _SERVER_ROWS:
+        if key in s.server:
+            g = s.server[key]
+            table.add_row(label, *(_num(g[k] * scale) for k in ("mean", "p50", "p90", "max")))
+    for label, key in (("preemptions", "preemptions"), ("prompt tokens/s", "prompt_tokens"),
+                       ("generation tokens/s", "generation_tokens")):
+        if key in s.server:
+            c = s.server[key]
+            value = c["delta"] if key == "preemptions" else c["per_s"]
+            table.add_row(label, _num(int(value) if key == "preemptions" else value), "", "", "")
+    return table
 
 
 _THROUGHPUT_ROWS = (

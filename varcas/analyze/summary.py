@@ -21,6 +21,7 @@ from .metrics import (
     timeline,
 )
 from .run import NO_ERROR, Run
+from .server import server_side
 from .trust import Verdict, Window, find_window, verdict, warnings
 
 DEFAULT_PERCENTILES = (50, 90, 95, 99, 99.9)
@@ -46,6 +47,7 @@ class Summary:
     errors_by_kind: dict
     errors_by_status: dict  # HTTP status of failed requests (0: no response) -> count
     timeline: Timeline
+    server: dict | None = None  # the server's own figures over the steady window (analyze.server)
 
     def to_dict(self) -> dict:
         """JSON-ready: vLLM's result keys for the whole run at the top level, then varcas's."""
@@ -75,6 +77,7 @@ class Summary:
             "reasons": list(self.verdict.reasons),
         }
         out["warnings"] = list(self.warnings)
+        out["server"] = self.server
         out["errors"] = {
             "by_kind": dict(self.errors_by_kind),
             "by_status": {str(k): v for k, v in self.errors_by_status.items()},
@@ -130,6 +133,7 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         served = rm.ok & (run.end_ns >= t0) & (run.end_ns < t1)
         steady = measure(run, rm, series, t0_ns=t0, t1_ns=t1, selected=selected, served=served, **scope)
     blocks = {"whole run": whole} if steady is None else {"whole run": whole, "steady window": steady}
+    t0_ns, t1_ns = win.bounds_ns(run) if win is not None else (run.start_ns, run.start_ns + duration_ns(run))
     failed = run.error != NO_ERROR
     kinds = np.bincount(run.error[failed], minlength=len(run.error_names))
     statuses, counts = np.unique(run.http_status[failed], return_counts=True)
@@ -147,6 +151,7 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         errors_by_kind={name: int(c) for name, c in zip(run.error_names, kinds) if c},
         errors_by_status={int(s): int(c) for s, c in zip(statuses, counts)},
         timeline=series,
+        server=server_side(run, t0_ns, t1_ns),
     )
 
 
