@@ -71,7 +71,7 @@ def test_the_roofline_table_labels_predictions_and_measurements(synthetic_group)
     t = roofline_table(synthetic_group)
     assert [h for h in t.headers if "(model)" in h] == ["decode AI, FLOP/byte (model)", "bound (model)",
                                                          "tok/s at max_num_seqs (model)", "tok/s at that batch (model)"]
-    assert [h for h in t.headers if "(measured)" in h] == ["mean batch in flight (measured)", "output tok/s (measured)"]
+    assert [h for h in t.headers if "(measured)" in h] == ["batch reached (measured)", "output tok/s (measured)"]
     points = synthetic_group.roofline["points"]
     assert [r[0] for r in t.rows] == ["max_num_seqs-1 ⚠ overloaded", "max_num_seqs-4", "max_num_seqs-8"]
     assert [r[1] for r in t.rows] == ["1", "4", "8"]

@@ -96,6 +96,7 @@ def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: s
                        verdict=s["verdict"]["text"], warnings=s["warnings"], metrics=m, gpus=gpus,
                        tokens_per_gpu_s=None if m["output_throughput"] is None else m["output_throughput"] / gpus,
                        offered_rps=d["offered_rps"], mean_in_flight=d["mean_in_flight"],
+                       server_running=((s.get("server") or {}).get("running") or {}).get("mean"),
                        mean_input_tokens=d["mean_input_tokens"], mean_output_tokens=d["mean_output_tokens"])
         rows.append(row)
     base = next((r for r in rows if r["config"] == baseline and "metrics" in r), None)

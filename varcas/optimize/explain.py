@@ -4,8 +4,10 @@ model predicts for decode at its batch size, beside what the run measured.
 Prediction (labelled as such everywhere it is shown): a decode step of B sequences at the
 run's mean context (mean prompt + half the mean output), from varcas.roofline with its
 realistic efficiencies: arithmetic intensity, attainable FLOP/s, bound, tokens/s. B is the
-configuration's max_num_seqs (the ceiling) and, separately, the run's mean number of requests
-in flight capped at max_num_seqs (the batch the server could actually form at this load).
+configuration's max_num_seqs (the ceiling) and, separately, the batch the server actually ran:
+its own mean vllm:num_requests_running over the window where the run scraped /metrics
+(achieved_batch_source "server"), else the run's mean number of requests in flight capped at
+max_num_seqs ("in flight": an upper bound, since requests waiting in its queue are in flight too).
 Measurement: the steady window's output tokens/s. The measured fraction is measured tokens/s
 over the decode-only prediction at the achieved batch; it counts prefill time and idle time
 against the server, so it is at most about 1 and well below 1 on an under-loaded server.
@@ -40,13 +42,16 @@ def explain(rows: list[dict], model: str, gpu: str, quant: str, sim: dict | None
             continue
         batch = batch_of(r["params"], sim)
         context = max(1, round(r["mean_input_tokens"] + r["mean_output_tokens"] / 2))
-        achieved = min(batch, max(1, round(r["mean_in_flight"] or 1)))
+        running = r.get("server_running")
+        source = "server" if running is not None else "in flight"
+        achieved = min(batch, max(1, round(running if running is not None else (r["mean_in_flight"] or 1))))
         ceiling = roofline.decode(hw, m, batch, context)
         at_load = roofline.decode(hw, m, achieved, context)
         pre = roofline.prefill(hw, m, 1, max(1, round(r["mean_input_tokens"])))
         measured = r["metrics"]["output_throughput"]
         points.append({
             "config": r["config"], "batch": batch, "context": context, "achieved_batch": achieved,
+            "achieved_batch_source": source,
             "decode_ai": ceiling.ai, "decode_attainable_flops": ceiling.attainable, "decode_bound": ceiling.bound,
             "predicted_tokens_per_s": ceiling.realistic_tokens_per_s,
             "achieved_ai": at_load.ai, "predicted_tokens_per_s_achieved": at_load.realistic_tokens_per_s,

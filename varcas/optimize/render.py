@@ -55,6 +55,13 @@ def verdict_label(row: dict) -> str:
     return "steady" if row["steady"] else "no steady state"
 
 
+def achieved_batch(point: dict) -> str:
+    """The batch a run reached, marked when the server said it (its running requests) rather
+    than the client inferred it (requests in flight, an upper bound)."""
+    n = str(point["achieved_batch"])
+    return f"{n} (server)" if point.get("achieved_batch_source") == "server" else n
+
+
 def _roofline_table(roof: dict) -> Table:
     t = Table(title=f"roofline (model prediction, {roof['model']} {roof['precision']} on {roof['gpu']}) "
                     "vs measured", title_justify="left")
@@ -64,7 +71,7 @@ def _roofline_table(roof: dict) -> Table:
     for p in roof["points"]:
         frac = p["measured_fraction"]
         t.add_row(p["config"], str(p["batch"]), f"{p['decode_ai']:.1f}", p["decode_bound"],
-                  f"{p['predicted_tokens_per_s']:,.0f}", str(p["achieved_batch"]),
+                  f"{p['predicted_tokens_per_s']:,.0f}", achieved_batch(p),
                   f"{p['predicted_tokens_per_s_achieved']:,.0f}", cell(p["measured_tokens_per_s"], None),
                   "-" if frac is None else f"{frac:.0%}")
     return t

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..optimize.compare import METRICS, server_flags  # the terminal's flags, spelled the same
 from ..optimize.compare import trusted  # measured, steady, not overloaded
 from ..optimize.render import verdict_label
-from ..optimize.render import cell
+from ..optimize.render import achieved_batch, cell
 from .load import Group
 
 FLAG_NOTE = ("Columns marked ⚠ are not a steady state: an overloaded server's latency percentiles describe a growing "
@@ -92,15 +92,16 @@ def roofline_table(group: Group) -> Table | None:
         frac = p["measured_fraction"]
         body.append([label.get(p["config"], p["config"]), str(p["batch"]),
                      f"{p['decode_ai']:.1f}", p["decode_bound"], number(p["predicted_tokens_per_s"]),
-                     str(p["achieved_batch"]), number(p["predicted_tokens_per_s_achieved"]),
+                     achieved_batch(p), number(p["predicted_tokens_per_s_achieved"]),
                      number(p["measured_tokens_per_s"]), "-" if frac is None else f"{frac:.0%}"])
     headers = ["configuration", "max_num_seqs", "decode AI, FLOP/byte (model)", "bound (model)",
-               "tok/s at max_num_seqs (model)", "mean batch in flight (measured)", "tok/s at that batch (model)",
+               "tok/s at max_num_seqs (model)", "batch reached (measured)", "tok/s at that batch (model)",
                "output tok/s (measured)", "measured / model"]
     note = (f"Model prediction: varcas's roofline model of {roof['model']} ({roof['precision']}) on {roof['gpu']}, "
             "decode only, at the run's mean context. Measured: the run's steady-window output tokens/s. "
             "The ratio counts prefill and idle time against the server, so it is below 1 on a server that is not "
-            "kept busy.")
+            "kept busy. Batch reached: the server's own mean running requests (marked 'server', from its /metrics), "
+            "else the client's mean requests in flight, an upper bound.")
     return Table(f"{group.title}: roofline explanation (model prediction vs measurement)", headers, body, note=note)
 
 
