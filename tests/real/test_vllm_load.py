@@ -76,7 +76,8 @@ def test_token_counts_equal_vllms_own_counters(tmp_path, vllm_4k, vllm_models, a
     assert manifest["telemetry"]["scrapes"] >= 4 and manifest["telemetry"]["error"] is None
     server = summarize(load_run(out)).server  # vLLM v1's names: kv_cache_usage_perc, not gpu_...
     assert {"running", "waiting", "kv_cache_usage", "generation_tokens"} <= set(server)
-    assert 1 <= server["running"]["max"] <= 16 and server["generation_tokens"]["delta"] > 0
+    # 12-token requests last ~40 ms: a 0.5 s scrape may never catch one running, so only bounds
+    assert server["running"]["max"] <= 16 and server["generation_tokens"]["delta"] > 0
     source = f"tokenizer {vllm_models / 'tiny-4k'}" if extra else "server /tokenize"
     assert manifest["prompts"]["source"] == source and manifest["target"]["max_model_len"] == 512
 
