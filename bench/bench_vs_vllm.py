@@ -111,7 +111,7 @@ def fmt(values: list[float]) -> str:
 def report(mode: str, results: dict) -> None:
     a, b = results["varcas"], results["vllm bench serve"]
     print(f"\n{mode}: median [min-max] over {len(a)} repetitions")
-    print(f"| metric | varcas | vllm bench serve | varcas / vllm |\n|---|---|---|---|")
+    print("| metric | varcas | vllm bench serve | varcas / vllm |\n|---|---|---|---|")
     for m in METRICS:
         va, vb = [r[m] for r in a], [r[m] for r in b]
         ratio = np.median(va) / np.median(vb) if np.median(vb) else float("nan")

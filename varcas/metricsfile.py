@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
@@ -79,20 +80,24 @@ def read(run_dir: Path) -> pa.Table | None:
     return table
 
 
-def counter_deltas(table: pa.Table, names: tuple[str, ...]) -> dict[str, float]:
-    """Each counter's increase from the first scrape to the last, summed over its label sets
-    (a counter that restarted, i.e. a server restart, counts from zero again)."""
+def counter_deltas(table: pa.Table, names, t0_ns: int | None = None, t1_ns: int | None = None) -> dict[str, float]:
+    """Each counter's increase, summed over its label sets: over the whole table, or between the
+    scrapes that bracket [t0_ns, t1_ns) (the last at or before t0, the first at or after t1).
+    A counter that went down restarted (a server restart) and counts from zero again."""
+    name_col = table["name"].cast(pa.string())
     out = {}
     for name in names:
-        rows = table.filter(pc.equal(table["name"].cast(pa.string()), name))
-        total = 0.0
-        if rows.num_rows:
-            labels = rows["labels"].cast(pa.string()).to_pylist()
-            values = rows["value"].to_pylist()
-            series: dict[str, list[float]] = {}
-            for label, value in zip(labels, values):  # rows are in scrape order
-                series.setdefault(label, []).append(value)
-            for vals in series.values():
-                total += sum(b - a if b >= a else b for a, b in zip(vals, vals[1:]))
-        out[name] = total
+        rows = table.filter(pc.equal(name_col, name))
+        t, v = rows["t_ns"].to_numpy(), rows["value"].to_numpy()
+        labels = rows["labels"].cast(pa.string()).to_numpy(zero_copy_only=False)
+        if t0_ns is not None and t.size:
+            times = np.unique(t)
+            lo = times[max(np.searchsorted(times, t0_ns, side="right") - 1, 0)]
+            hi = times[min(np.searchsorted(times, t1_ns, side="left"), times.size - 1)]
+            keep = (t >= lo) & (t <= hi)
+            t, v, labels = t[keep], v[keep], labels[keep]
+        order = np.lexsort((t, labels))  # by label set, then by scrape time
+        v, labels = v[order], labels[order]
+        steps = np.where(np.diff(v) >= 0, np.diff(v), v[1:])
+        out[name] = float(steps[labels[1:] == labels[:-1]].sum())
     return out

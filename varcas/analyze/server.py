@@ -38,7 +38,8 @@ def _series(table: pa.Table, names: tuple[str, ...]) -> tuple[np.ndarray, np.nda
 
 def server_side(run: Run, t0_ns: int, t1_ns: int) -> dict | None:
     """The server's figures over [t0_ns, t1_ns): per gauge, mean / p50 / p90 / max over the
-    scrapes inside it; per counter, its increase (and rate) between the scrapes that bracket it."""
+    scrapes inside it; per counter, its increase (and rate) between the scrapes that bracket it
+    (metricsfile.counter_deltas)."""
     run_dir = run.path if run.path.is_dir() else run.path.parent
     table = metricsfile.read(run_dir)
     if table is None:
@@ -55,17 +56,11 @@ def server_side(run: Run, t0_ns: int, t1_ns: int) -> dict | None:
             p50, p90 = np.percentile(inside, [50, 90])
             out[key] = {"mean": float(inside.mean()), "p50": float(p50), "p90": float(p90), "max": float(inside.max())}
     span_s = (t1_ns - t0_ns) / 1e9
+    exposed = set(pc.unique(table["name"].cast(pa.string())).to_pylist())
     for key, names in COUNTERS.items():
-        found = _series(table, names)
-        if found is None:
-            continue
-        times, values = found
-        first = np.searchsorted(times, t0_ns, side="right") - 1  # the last scrape at or before t0
-        last = np.searchsorted(times, t1_ns, side="left")  # the first scrape at or after t1
-        first, last = max(first, 0), min(last, times.size - 1)
-        if last > first:
-            steps = np.diff(values[first:last + 1])
-            grew = float(np.where(steps >= 0, steps, values[first + 1:last + 1]).sum())  # a reset counts from 0
+        name = next((n for n in names if n in exposed), None)
+        if name is not None:
+            grew = metricsfile.counter_deltas(table, (name,), t0_ns, t1_ns)[name]
             out[key] = {"delta": grew, "per_s": grew / span_s if span_s > 0 else None}
     if not out:
         return None

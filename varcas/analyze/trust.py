@@ -30,7 +30,7 @@ import numpy as np
 
 from .. import metricsfile
 from . import kernels
-from .metrics import NS_PER_MS, NS_PER_S, Block, RequestMetrics, per_second
+from .metrics import NS_PER_MS, NS_PER_S, RequestMetrics, per_second
 from .run import Run
 
 MIN_STEADY_S = 10.0

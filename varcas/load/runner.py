@@ -12,7 +12,6 @@ the final manifest are written at the end whatever happened.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import platform
 import resource
