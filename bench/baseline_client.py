@@ -18,8 +18,8 @@ import time
 import httpx
 import numpy as np
 
-from varcas.load.schedule import build_schedule
-from varcas.load.workloads import load_workload
+from varcas.schedule.build import build_schedule
+from varcas.schedule.workloads import load_workload
 
 
 async def one(client, url, i, prompt, out_len, due_ns, lags, counts):

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/bench_capacity.py [--repeats 3] [--duration 60] [--step 0.025]
 
-Server: llama-2-7b-awq on a T4 with max-num-seqs 8, simulated in virtual time (varcas.sim.offline);
+Server: llama-2-7b-awq on a T4 with max-num-seqs 8, simulated in virtual time (varcas.targets.offline);
 load: chat_medium, Poisson arrivals, `--duration` s per run, one seed per repetition (0, 1, ...);
 SLOs: ttft <= 1000 ms and tpot <= 100 ms for 99% of requests.
 Baseline, same seed: a grid of rates `--step` (2.5%) apart from 0.25 to 4 req/s, every run judged as
@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from varcas.load.runner import LoadConfig  # noqa: E402
 from varcas.optimize.capacity import judge, round_rate, search  # noqa: E402
-from varcas.sim import SimConfig, resolve, simulate  # noqa: E402
+from varcas.sim import SimConfig, resolve  # noqa: E402
+from varcas.targets.offline import simulate  # noqa: E402
 
 SLOS = {"ttft": 1000.0, "tpot": 100.0}
 ATTAINMENT = 0.99

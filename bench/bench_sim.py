@@ -40,7 +40,8 @@ from bench_testserver import (CLIENT_CORE, SERVER_CORE, WARMUP_S, _Conn, _cpu_s,
 
 from varcas import roofline  # noqa: E402
 from varcas.load.runner import LoadConfig  # noqa: E402
-from varcas.sim import SimConfig, resolve, simulate, spawn  # noqa: E402
+from varcas.sim import SimConfig, resolve, spawn  # noqa: E402
+from varcas.targets.offline import simulate  # noqa: E402
 
 INSTANT_GPU = "instant:bw_gbps=1e9,fp16_tflops=1e9,mem_gb=1000"
 
@@ -72,7 +73,7 @@ async def _closed_loop(port: int, tokens: int, conns: int, seconds: float, snap)
 
 
 def served(tokens: int, conns: int, seconds: float, step_ms: float) -> dict:
-    with spawn(gpu=INSTANT_GPU, max_num_seqs=conns, extra_args=("--step-overhead-ms", str(step_ms))) as sim:
+    with spawn(gpu=INSTANT_GPU, max_num_seqs=conns, step_overhead_ms=step_ms) as sim:
         os.sched_setaffinity(sim.proc.pid, {SERVER_CORE})
         pid = sim.proc.pid
         (t0, c0, g0), (t1, c1, g1) = uvloop.run(_closed_loop(

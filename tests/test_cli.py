@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from varcas.cli import OneLineParser, positive_float, positive_int
+from varcas.clikit import OneLineParser, positive_float, positive_int
 
 
 @pytest.mark.parametrize("text, value", [("1", 1.0), ("0.25", 0.25), ("1e-9", 1e-9), (" 3 ", 3.0)])

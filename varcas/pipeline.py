@@ -24,10 +24,10 @@ from pathlib import Path
 from rich.console import Console
 
 from . import rundir
-from .cli import OneLineParser, positive_float
+from .clikit import OneLineParser, positive_float
 from .errors import EXIT_INTERRUPTED, VarcasError
 from .load.context import CLIP_HELP
-from .load.workloads import load_workload
+from .schedule.workloads import load_workload
 from .optimize import sweepdir
 from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
 from .optimize.explain import DEFAULT_MAX_NUM_SEQS

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from varcas.errors import VarcasError
-from varcas.load.recorder import Recorder
+from varcas.rundir.recorder import Recorder
 from varcas.load.request import RequestBuilder, Target, parse_header
 from varcas.rundir import PARQUET, convert_to_parquet, read_arrows, read_requests, recover, write_manifest
 

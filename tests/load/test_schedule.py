@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from varcas.errors import VarcasError
-from varcas.load.schedule import MAX_REQUESTS, Schedule, build_schedule, read_trace
-from varcas.load.workloads import LengthDist, Workload
+from varcas.schedule.build import MAX_REQUESTS, Schedule, build_schedule, read_trace
+from varcas.schedule.workloads import LengthDist, Workload
 
 WL = Workload(name="t", description="", rps=10.0,
               input=LengthDist("lognormal", median=200, sigma=0.8),

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import varcas.sim.offline
+import varcas.targets.offline
 from varcas.analyze import load_run, summarize
 from tests.cli_helpers import cli
 from varcas.errors import VarcasError
@@ -37,7 +37,7 @@ SIM_FLAGS = ["--offline", "--sim-gpu", "t4", "--sim-max-num-seqs", "8"]
 def simulated(rate: float, run_dir: Path, **load) -> Path:
     """One offline run of chat_medium at `rate` for 60 s (seed 0) into run_dir."""
     cfg = dict(workload="chat_medium", rps=rate, duration_s=60.0, seed=0, out=str(run_dir), quiet=True)
-    return varcas.sim.offline.simulate(SETUP, LoadConfig(**{**cfg, **load})).run_dir
+    return varcas.targets.offline.simulate(SETUP, LoadConfig(**{**cfg, **load})).run_dir
 
 
 class Counting:
@@ -246,7 +246,7 @@ def test_cli_prints_each_step_a_table_and_the_capacity(capsys, searched, tmp_pat
 
 
 def test_cli_exits_130_when_a_run_is_interrupted(capsys, monkeypatch, tmp_path):
-    real = varcas.sim.offline.simulate
+    real = varcas.targets.offline.simulate
     calls = []
 
     def interrupted_second(setup, cfg):
@@ -256,7 +256,7 @@ def test_cli_exits_130_when_a_run_is_interrupted(capsys, monkeypatch, tmp_path):
             mark_interrupted(result.run_dir)
         return result
 
-    monkeypatch.setattr(varcas.sim.offline, "simulate", interrupted_second)
+    monkeypatch.setattr(varcas.targets.offline, "simulate", interrupted_second)
     code, out, err = sweep_rate(capsys, *SIM_FLAGS, "--goodput", "ttft:1000", "--out", tmp_path / "c")
     assert code == 130 and calls == [20.0, 10.0]
     out = " ".join(out.split())

@@ -19,7 +19,8 @@ from varcas.load.runner import LoadConfig
 from varcas.optimize import compare
 from varcas.optimize.explain import explain
 from varcas.report.load import Group, Report
-from varcas.sim import SimConfig, resolve, simulate
+from varcas.sim import SimConfig, resolve
+from varcas.targets.offline import simulate
 
 SERVER_FAILED = "the server exited with status 1 before it was ready"
 

@@ -8,7 +8,7 @@ import numpy as np
 from varcas import roofline
 from varcas.sim.config import SimConfig, resolve
 from varcas.sim.engine import Engine
-from varcas.sim.offline import VirtualRun
+from varcas.targets.offline import VirtualRun
 
 BASE = resolve(SimConfig(model="llama-2-7b", gpu="t4", quant="awq", max_num_seqs=8))
 

@@ -39,7 +39,7 @@ def test_offline_prints_a_summary_and_writes_the_run(tmp_path):
 
 
 def test_absent_max_tokens_fills_the_context():
-    with spawn(max_num_seqs=2, extra_args=("--max-model-len", "32")) as sim:
+    with spawn(max_num_seqs=2, max_model_len=32) as sim:
         with httpx.Client(base_url=sim.url, timeout=30.0, trust_env=False) as c:
             body = c.post("/v1/completions", json={"prompt": [7] * 28}).json()
             assert body["usage"]["completion_tokens"] == 4

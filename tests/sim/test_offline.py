@@ -12,8 +12,9 @@ from varcas import roofline
 from varcas.analyze import load_run, summarize
 from varcas.load.runner import LoadConfig
 from varcas.rundir import read_manifest, read_requests
-from varcas.sim import SimConfig, resolve, simulate
-from varcas.sim.offline import STEPS_FILE
+from varcas.sim import SimConfig, resolve
+from varcas.targets.offline import simulate
+from varcas.targets.offline import STEPS_FILE
 
 from .helpers import setup_with, virtual
 

@@ -176,7 +176,7 @@ def test_metrics_exposition(client):
 def test_spawn_refuses_bad_settings_before_starting():
     with pytest.raises(VarcasError, match="unknown GPU"):
         spawn(gpu="no-such-gpu")
-    with pytest.raises(VarcasError, match="simulator flags"):
-        spawn(extra_args=("--max-num-seqs", "zero"))
+    with pytest.raises(VarcasError, match="--max-num-seqs: not an integer"):
+        spawn(max_num_seqs="zero")
     with pytest.raises(VarcasError, match="max seq len"):
-        spawn(extra_args=("--max-model-len", "1000000"))
+        spawn(max_model_len=1000000)

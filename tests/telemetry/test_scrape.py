@@ -14,7 +14,8 @@ import pytest
 from tests.analyze import synth
 from varcas import metricsfile
 from varcas.analyze import load_run, summarize
-from varcas.load.runner import LoadConfig, run_load
+from varcas.load.runner import LoadConfig
+from varcas.targets import run_load
 from varcas.telemetry import scrape
 
 EXPOSITION = """# HELP vllm:num_requests_running Number of requests currently running.

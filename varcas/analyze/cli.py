@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from ..cli import OneLineParser
+from ..clikit import OneLineParser
 from ..errors import VarcasError
 from .render import render
 from .run import load_run

@@ -1,6 +1,6 @@
 """`python -m varcas.load`: the same command as `varcas load`."""
 import sys
 
-from ..cli import run_command
+from ..clikit import run_command
 
-sys.exit(run_command("varcas.load.cli", "python -m varcas.load", sys.argv[1:]))
+sys.exit(run_command("varcas.targets.load_cli", "python -m varcas.load", sys.argv[1:]))

@@ -25,11 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from varcas.errors import VarcasError
-from varcas.resources import data_path
-
-# English prose averages about 0.75 words per BPE token (OpenAI's "100 tokens ~= 75 words"
-# rule of thumb); the server's usage field reports the true count.
-WORDS_PER_TOKEN = 0.75
+from varcas.resources import WORDS_PER_TOKEN, data_path
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _MASK64 = (1 << 64) - 1
 

@@ -1,7 +1,7 @@
 """`varcas recover RUN_DIR`: rebuild requests.parquet from requests.arrows after a crash."""
 from __future__ import annotations
 
-from ..cli import OneLineParser
+from ..clikit import OneLineParser
 from ..rundir import recover
 
 

@@ -35,13 +35,11 @@ from .context import fit_to_context
 from .failures import FailureLog
 from .preflight import control_client, preflight
 from .progress import Progress
-from .recorder import Recorder
+from ..rundir.recorder import Recorder
+from ..schedule import build_schedule, load_workload
 from .request import RequestBuilder, Target, parse_header
-from .signals import ENDING, held, interrupts_raise
-from .schedule import build_schedule
-from .targets import open_target
+from ..signals import ENDING, held, interrupts_raise
 from .vocab import PromptPlan, from_tokenizer, plan_prompts
-from .workloads import load_workload
 
 SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")
 
@@ -77,7 +75,7 @@ class LoadConfig:
     fail_fast: int = 20  # stop when the first N finished requests all failed alike (0: never)
     metrics_interval_s: float = 0.5  # scrape the server's /metrics this often into metrics.parquet (0: never)
     quiet: bool = False
-    sim: dict = field(default_factory=dict)  # varcas.sim.spawn flags for the no --url target
+    sim: dict = field(default_factory=dict)  # the simulator's settings when there is no url (varcas.targets)
 
     def public(self) -> dict:
         """The config as stored in run.json: header names only, never their values (any custom
@@ -172,50 +170,54 @@ def _say(console, text: str) -> None:
 
 
 def run_load(cfg: LoadConfig, console=None) -> Path:
-    """Run one load test and return its run directory (status complete, interrupted or failed).
-    SIGINT, SIGTERM or SIGHUP before the run directory exists raise KeyboardInterrupt (nothing
-    to keep); after, at any moment, they end the run `interrupted` with every row kept."""
+    """Run one load test against cfg.url and return its run directory (status complete,
+    interrupted or failed). SIGINT, SIGTERM or SIGHUP before the run directory exists raise
+    KeyboardInterrupt (nothing to keep); after, at any moment, they end the run `interrupted`
+    with every row kept. varcas.targets.run_load also starts the simulator when there is no url."""
+    if cfg.url is None:
+        raise VarcasError("run_load needs a url (varcas.targets.run_load starts the simulator when there is none)")
     with interrupts_raise() as rearm:
-        return _run_load(cfg, console, rearm)
+        return run_prepared(prepare(cfg), cfg.url, "server", None, console, rearm)
 
 
-def _run_load(cfg: LoadConfig, console, rearm) -> Path:
-    prep = prepare(cfg)
+def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict | None, console, rearm) -> Path:
+    """run_load's work once the schedule is built: preflight, prompts, the run, its files.
+    target_kind and target_params say in run.json what the url is (a server, the simulator)."""
+    cfg = prep.config
     corpus = from_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     api_key = os.environ.get(cfg.api_key_env) or None
-    with open_target(cfg.url, cfg.sim, console) as (url, target_kind, target_params):
-        target = Target.parse(url)
-        auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        headers = {**dict(prep.headers), **auth}
-        info = preflight(target, cfg.model, headers, cfg.insecure)
-        with control_client(headers, cfg.insecure) as client:
-            plan = plan_prompts(cfg.api, cfg.seed, corpus, client, target.url("/tokenize"), info.model)
-        if plan.record["source"] == "none" and cfg.api == "completions" and target_kind == "server":
-            _say(console, "prompts: random token IDs in [1000, 29000): the server has no /tokenize; "
-                          "--tokenizer gives IDs from the model's own vocabulary")
-        prep.input_len, prep.output_len, note = fit_to_context(
-            prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
-        run_dir = make_run_dir(cfg.out, prep.workload_name)
-        builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key)
-        manifest = base_manifest(prep, url, target_kind, target_params, info)
-        manifest["prompts"] = plan.record
-        if note:
-            _say(console, note)
-            manifest["warnings"].append(note)
-        scraper = None
-        try:
-            write_manifest(run_dir, manifest)
-            _raise_fd_limit()
-            if cfg.metrics_interval_s:
-                scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure)
-            outcome = _execute(prep, plan, builder, target, run_dir, console, api_key, rearm)
-        except KeyboardInterrupt:  # a signal outside the event loop's own handling
-            outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
-                       "ended_at": datetime.now(timezone.utc).isoformat()}
-        with held():
-            if scraper is not None:
-                manifest["telemetry"] = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
-            _finish(run_dir, manifest, outcome)
+    target = Target.parse(url)
+    auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    headers = {**dict(prep.headers), **auth}
+    info = preflight(target, cfg.model, headers, cfg.insecure)
+    with control_client(headers, cfg.insecure) as client:
+        plan = plan_prompts(cfg.api, cfg.seed, corpus, client, target.url("/tokenize"), info.model)
+    if plan.record["source"] == "none" and cfg.api == "completions" and target_kind == "server":
+        _say(console, "prompts: random token IDs in [1000, 29000): the server has no /tokenize; "
+                      "--tokenizer gives IDs from the model's own vocabulary")
+    prep.input_len, prep.output_len, note = fit_to_context(
+        prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
+    run_dir = make_run_dir(cfg.out, prep.workload_name)
+    builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key)
+    manifest = base_manifest(prep, url, target_kind, target_params, info)
+    manifest["prompts"] = plan.record
+    if note:
+        _say(console, note)
+        manifest["warnings"].append(note)
+    scraper = None
+    try:
+        write_manifest(run_dir, manifest)
+        _raise_fd_limit()
+        if cfg.metrics_interval_s:
+            scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure)
+        outcome = _execute(prep, plan, builder, target, run_dir, console, api_key, rearm)
+    except KeyboardInterrupt:  # a signal outside the event loop's own handling
+        outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
+                   "ended_at": datetime.now(timezone.utc).isoformat()}
+    with held():
+        if scraper is not None:
+            manifest["telemetry"] = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
+        _finish(run_dir, manifest, outcome)
     return run_dir
 
 

@@ -6,7 +6,7 @@ Four kinds, one interface (Backend.run(LoadConfig) -> run directory):
             group, log file, readiness over /health and /v1/models, SIGTERM then SIGKILL)
   sim       neither: varcas's simulated vLLM server, started the same way as a command, with the
             configuration's params as its vLLM-named flags (max_num_seqs -> --max-num-seqs)
-  offline   --offline: the simulator in virtual time (varcas.sim.offline), seconds per run
+  offline   --offline: the simulator in virtual time (varcas.targets.offline), seconds per run
 The simulator's flags are checked before anything starts, so a bad value is a one-line error.
 """
 from __future__ import annotations
@@ -17,11 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cli import positive_float, positive_int
+from ..clikit import positive_float
 from ..errors import VarcasError
 from ..load.runner import LoadConfig, run_load
 from ..serve.spawn import child_env
+from ..sim import flags as sim_flags
 from ..sim.config import Setup, resolve
+from ..sim.flags import add_sim_choice_flags, sim_choices
+from ..targets import offline
 from . import params as P
 from .server import ManagedServer, free_port, launch
 
@@ -74,41 +77,24 @@ class Backend:
     def run(self, cfg: LoadConfig) -> Path:
         """One load run (cfg.out set by the caller); returns its run directory."""
         if self.setup is not None:
-            from ..sim.offline import simulate  # imported here: varcas.sim imports the load runner
-
-            return simulate(self.setup, cfg).run_dir
+            return offline.simulate(self.setup, cfg).run_dir
         cfg.url = self.url
         return run_load(cfg, self._console if not cfg.quiet else None)
 
 
 def sim_argv(sim: dict, params: dict[str, str]) -> list[str]:
-    """`varcas sim` flags for the engine settings `sim` and a configuration's params (as {NAME}
-    placeholders, filled per configuration); VarcasError for a param the simulator lacks."""
-    from ..sim.cli import ENGINE_FLAGS, build_parser
-
-    actions = {a.dest: a for a in build_parser("varcas sim")._actions if a.dest in ENGINE_FLAGS}
-    words = []
-    for name, value in sim.items():
-        words += [actions[name].option_strings[0], str(value)]
+    """`varcas sim` flags for the engine settings `sim` and a configuration's params (values, or
+    {NAME} placeholders filled per configuration); VarcasError for a param the simulator lacks."""
     for name in params:
-        action = actions.get(name)
-        if action is None:
-            raise VarcasError(f"--param {name}: the simulator has no such setting (it has: {', '.join(actions)})")
-        if action.nargs == 0:  # a switch (store_true): on or absent
-            if params[name] not in ("true", "false"):
-                raise VarcasError(f"--param {name}: values must be true or false, got {params[name]}")
-            words += [action.option_strings[0]] if params[name] == "true" else []
-        else:
-            words += [action.option_strings[0], params[name]]
-    return words
+        if name not in sim_flags.BY_NAME:
+            raise VarcasError(f"--param {name}: the simulator has no such setting (it has: {', '.join(sim_flags.BY_NAME)})")
+    return sim_flags.argv({**sim, **params})
 
 
 def sim_setup(sim: dict, params: dict[str, str]) -> Setup:
     """The simulator's resolved settings for one configuration (checks every value)."""
-    from ..sim.cli import sim_config
-    from ..sim.spawn import parse_flags
-
-    return resolve(sim_config(parse_flags(sim_argv(sim, params))))
+    sim_argv(sim, params)
+    return resolve(sim_flags.config({**sim, **params}))
 
 
 @contextlib.contextmanager
@@ -127,8 +113,8 @@ def open_backend(spec: BackendSpec, params: dict[str, str], log_path: Path, cons
         what = "server"
     else:
         sim_setup(spec.sim, params)  # a bad value fails here, not as a server that will not start
-        template = [sys.executable, "-m", "varcas.sim", *sim_argv(spec.sim, {k: "{" + k + "}" for k in params}),
-                    "--host", "127.0.0.1", "--port", "{port}"]
+        words = [w.replace("{", "{{").replace("}", "}}") for w in sim_argv(spec.sim, params)]  # values, not placeholders
+        template = [sys.executable, "-m", "varcas.sim", *words, "--host", "127.0.0.1", "--port", "{port}"]
         what = "simulator"
     port = free_port()
     argv = P.fill(template, params, port)
@@ -147,14 +133,10 @@ def add_backend_flags(parser) -> None:
     g.add_argument("--offline", action="store_true", help="the simulator in virtual time: no server, seconds per run")
     g.add_argument("--ready-timeout", dest="ready_timeout_s", type=positive_float, default=600.0,
                    help="seconds a started server may take to become ready (default 600)")
-    g.add_argument("--sim-model", help="simulated model (default llama-2-7b)")
-    g.add_argument("--sim-gpu", help="simulated GPU (default t4)")
-    g.add_argument("--sim-quant", help="simulated quantization (default awq)")
-    g.add_argument("--sim-max-num-seqs", type=positive_int, help="simulated --max-num-seqs (default 256)")
+    add_sim_choice_flags(g)
 
 
 def backend_spec(args) -> BackendSpec:
     """BackendSpec from the flags of add_backend_flags."""
-    sim = {"model": args.sim_model, "gpu": args.sim_gpu, "quant": args.sim_quant, "max_num_seqs": args.sim_max_num_seqs}
-    return BackendSpec(url=args.url, server_cmd=args.server_cmd, offline=args.offline,
-                       sim={k: v for k, v in sim.items() if v is not None}, ready_timeout_s=args.ready_timeout_s)
+    return BackendSpec(url=args.url, server_cmd=args.server_cmd, offline=args.offline, sim=sim_choices(args),
+                       ready_timeout_s=args.ready_timeout_s)

@@ -11,12 +11,12 @@ from rich.table import Table
 
 from ..analyze.cli import parse_goodput
 from ..analyze.trust import MIN_STEADY_S
-from ..cli import OneLineParser, positive_float, positive_int
+from ..clikit import OneLineParser, positive_float, positive_int
 from ..errors import EXIT_INTERRUPTED, VarcasError
 from ..load.context import CLIP_HELP
 from ..load.runner import LoadConfig
-from ..load.signals import interrupts_raise
-from ..load.workloads import load_workload
+from ..signals import interrupts_raise
+from ..schedule.workloads import load_workload
 from .backend import add_backend_flags, backend_spec, open_backend
 from .capacity import CAPACITY_FILE, CapacityResult, SearchSpec, Step, check_search, open_out, sweep
 

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from ..analyze.cli import parse_goodput
 from ..analyze.summary import check_goodput
-from ..cli import OneLineParser, positive_float
+from ..clikit import OneLineParser, positive_float
 from ..errors import EXIT_INTERRUPTED, VarcasError
 from ..load.context import CLIP_HELP
 from .backend import add_backend_flags, backend_spec

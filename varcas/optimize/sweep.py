@@ -20,8 +20,8 @@ from pathlib import Path
 from .. import __version__, rundir
 from ..errors import VarcasError
 from ..load.runner import LoadConfig
-from ..load.signals import interrupts_raise
-from ..load.workloads import load_workload
+from ..signals import interrupts_raise
+from ..schedule.workloads import load_workload
 from . import sweepdir
 from .backend import BackendSpec, open_backend, sim_setup
 from .digest import digest

@@ -7,7 +7,7 @@ an output that cannot be written is one line on stderr and exit status 2.
 """
 from __future__ import annotations
 
-from ..cli import OneLineParser
+from ..clikit import OneLineParser
 from .write import write_report
 
 

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import OneLineParser
+from ..clikit import OneLineParser
 from ..errors import VarcasError
 from . import analysis, gpus, models, render
 

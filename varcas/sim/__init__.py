@@ -7,20 +7,19 @@ hardware numbers of its own. Two clocks drive the same engine:
 
     from varcas import sim
     setup = sim.resolve(sim.SimConfig(gpu="t4", quant="awq", max_num_seqs=8))
-    result = sim.simulate(setup, LoadConfig(workload="chat_medium", rps=20, duration_s=600))
+    result = varcas.targets.offline.simulate(setup, LoadConfig(workload="chat_medium", rps=20, duration_s=600))
     result.run_dir                                # a normal run directory, flagged simulated
 
     with sim.spawn(max_num_seqs=8) as server:     # an OpenAI-compatible server on loopback
         run_load(LoadConfig(url=server.url, ...))
 
 Modules: config (settings -> engine numbers), engine (scheduler + KV blocks), api (request
-validation), realtime + server (HTTP on uvloop), metrics (/metrics), offline (virtual time),
-spawn (subprocess), cli (`varcas sim`).
+validation), realtime + server (HTTP on uvloop), metrics (/metrics), flags (the engine flags,
+declared once), spawn (subprocess). The offline driver (virtual time) and the `varcas sim`
+command live in varcas.targets: they join this engine with the load generator's schedule.
 """
 from .config import SimConfig, Setup, resolve
 from .engine import Engine, Seq, Step, StepLog
-from .offline import OfflineResult, simulate
 from .spawn import SimProcess, spawn
 
-__all__ = ["Engine", "OfflineResult", "Seq", "SimConfig", "SimProcess", "Setup", "Step", "StepLog",
-           "resolve", "simulate", "spawn"]
+__all__ = ["Engine", "Seq", "SimConfig", "SimProcess", "Setup", "Step", "StepLog", "resolve", "spawn"]

@@ -1,6 +1,6 @@
 """`python -m varcas.sim`: the same command as `varcas sim`."""
 import sys
 
-from ..cli import run_command
+from ..clikit import run_command
 
-sys.exit(run_command("varcas.sim.cli", "python -m varcas.sim", sys.argv[1:]))
+sys.exit(run_command("varcas.targets.sim_cli", "python -m varcas.sim", sys.argv[1:]))

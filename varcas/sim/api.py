@@ -10,7 +10,7 @@ varcas.serve.openai_wire.parse_body's; the simulator's own rules, on top, and wh
 """
 from __future__ import annotations
 
-from ..load.prompts import WORDS_PER_TOKEN
+from ..resources import WORDS_PER_TOKEN
 from ..serve.openai_wire import ApiError, GenRequest, parse_body
 
 

@@ -1,7 +1,7 @@
 """Start the simulated server in a subprocess: spawn(...) -> SimProcess, a context manager.
 
 What `python -m varcas.load` with no --url uses, and what tests and benchmarks use. The
-settings are parsed and resolved here first (config.resolve), so a bad model, GPU or flag is
+settings are checked and resolved here first (config.resolve), so a bad model, GPU or value is
 a one-line VarcasError before any process starts, and .params are the exact parameters the
 server runs with (for the run manifest). The server binds 127.0.0.1 on a free port; starting,
 the bounded wait for its one `varcas-sim listening on URL` line and stopping are
@@ -9,22 +9,11 @@ varcas.serve.spawn's (leaving the `with` block sends SIGTERM, then SIGKILL 5 s l
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from ..cli import OneLineParser
-from ..errors import VarcasError
 from ..serve.spawn import ServerProcess, start_server
-from .cli import build_parser, sim_config
-from .config import SERVER_NAME, Setup, SimConfig, resolve
+from . import flags
+from .config import SERVER_NAME, Setup, resolve
 
 START_TIMEOUT_S = 20.0
-
-
-class _RaisingParser(OneLineParser):
-    """Flag errors as VarcasError: spawn() is library code, it must not exit the process."""
-
-    def error(self, message: str):
-        raise VarcasError(f"simulator flags: {message}")
 
 
 class SimProcess(ServerProcess):
@@ -46,19 +35,11 @@ class SimProcess(ServerProcess):
         return self.get("/metrics").text
 
 
-def parse_flags(argv: Sequence[str]):
-    """`varcas sim` flags parsed as its CLI does; a bad flag is a VarcasError, not an exit."""
-    return build_parser("varcas sim", _RaisingParser).parse_args(list(argv))
-
-
-def spawn(model: str = SimConfig.model, gpu: str = SimConfig.gpu, quant: str = SimConfig.quant,
-          max_num_seqs: int = SimConfig.max_num_seqs, extra_args: Sequence[str] = ()) -> SimProcess:
-    """Start `python -m varcas.sim` on a free loopback port; VarcasError if it cannot start."""
-    argv = ["--model", model, "--gpu", gpu, "--quant", quant, "--max-num-seqs", str(max_num_seqs),
-            *extra_args, "--host", "127.0.0.1", "--port", "0"]
-    args = parse_flags(argv)
-    if args.offline:
-        raise VarcasError("spawn() starts a server; --offline is for simulate()")
-    setup = resolve(sim_config(args))
+def spawn(**settings) -> SimProcess:
+    """Start `python -m varcas.sim` with these engine settings (SimConfig field names: model,
+    gpu, quant, max_num_seqs, ...; SimConfig's defaults for the rest) on a free loopback port;
+    VarcasError for a bad setting or a server that cannot start."""
+    setup = resolve(flags.config(settings))
+    argv = [*flags.argv(settings), "--host", "127.0.0.1", "--port", "0"]
     return start_server("varcas.sim", argv, SERVER_NAME, "the simulator", START_TIMEOUT_S, SimProcess,
                         setup=setup)

@@ -31,6 +31,7 @@ from .._timing import monotonic_ns
 from ..bounded import read_bounded
 from ..errors import VarcasError
 from ..serve.spawn import child_env, die_with_parent
+from ..signals import held
 from .. import metricsfile as store
 
 READY_WAIT_S = 5.0  # for the first scrape, at most
@@ -75,9 +76,17 @@ def finish(scraper: Scraper, run_dir: Path, interval_s: float) -> dict:
 
 def start(url: str, run_dir: Path, interval_s: float, headers: dict[str, str], insecure: bool = False) -> Scraper:
     """Start scraping url (the server's /metrics) into run_dir/metrics.arrows."""
-    proc = subprocess.Popen([sys.executable, "-m", "varcas.telemetry.scrape"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env(),
-                            preexec_fn=die_with_parent())
+    proc = None
+    try:
+        with held():  # a signal inside fork's handlers would be lost ("Exception ignored"): take it after
+            proc = subprocess.Popen([sys.executable, "-m", "varcas.telemetry.scrape"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env(),
+                                    preexec_fn=die_with_parent())
+    except KeyboardInterrupt:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+        raise
     proc.stdin.write(json.dumps({"url": url, "run_dir": str(run_dir), "interval_s": interval_s,
                                  "headers": headers, "insecure": insecure}))
     proc.stdin.close()

@@ -30,7 +30,7 @@ from time import monotonic_ns
 import orjson
 import uvloop
 
-from ..cli import OneLineParser
+from ..clikit import OneLineParser
 from ..errors import VarcasError
 from ..serve.http11 import Request, response, stream_head
 from ..serve.openai_wire import (ApiError, GenRequest, error_body, full_response, models_body, parse_body,

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ..rundir import ARROWS, REQUEST_SCHEMA
+from . import ARROWS, REQUEST_SCHEMA
 
 _INT_COLUMNS = (
     ("request_id", pa.int64()),

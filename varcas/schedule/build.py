@@ -33,15 +33,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import orjson
 
-from varcas.errors import VarcasError
-from varcas.load.workloads import INT32_MAX, Workload
+from ..errors import VarcasError
+from .arrivals import ARRIVALS, MAX_OFFSET_S, MAX_REQUESTS, TRACE
+from .workloads import INT32_MAX, Workload
 
-ARRIVALS = ("poisson", "gamma", "constant", "trace")
 TRACE_FIELDS = ("offset_s", "input_tokens", "output_tokens")
-# A schedule of 100M requests already holds 1.6 GB of arrays; beyond that is a typo.
-MAX_REQUESTS = 100_000_000
-# Offsets are int64 ns (overflow past ~292 years); 1e9 s (~31.7 years) is ample headroom.
-MAX_OFFSET_S = 1e9
 
 
 @dataclass
@@ -85,14 +81,14 @@ def build_schedule(*, workload: Workload, rps: float | None, arrival: str = "poi
               duration_s=duration_s, num_requests=num_requests, input_len=input_len,
               output_len=output_len, seed=seed, trace_path=trace_path)
     arrival_ss, input_ss, output_ss = np.random.SeedSequence(seed).spawn(3)
-    if arrival == "trace":
+    if arrival == TRACE:
         offsets, trace_in, trace_out = read_trace(trace_path)
         keep = _trace_cut(offsets, duration_s, num_requests)
         offsets, trace_in, trace_out = offsets[:keep], trace_in[:keep], trace_out[:keep]
     else:
         rate = workload.rps if rps is None else float(rps)
-        offsets = _arrival_offsets(arrival, rate, burstiness, duration_s, num_requests,
-                                   np.random.default_rng(arrival_ss))
+        offsets = ARRIVALS[arrival].offsets(rate, burstiness, duration_s, num_requests,
+                                            np.random.default_rng(arrival_ss))
         trace_in = trace_out = None
     n = len(offsets)
     if n == 0:
@@ -160,67 +156,6 @@ def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness
 
 def _is_int(value: object) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _arrival_offsets(arrival: str, rps: float, burstiness: float, duration_s: float | None,
-                     num_requests: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Offsets in ns for a synthetic arrival process, cut by duration and count."""
-    limit_ns = math.inf if duration_s is None else duration_s * 1e9
-    if arrival == "constant":
-        # Computed from i directly, not summed, so offset i is exactly round(i/rps in ns).
-        n = num_requests if duration_s is None else math.ceil(duration_s * rps) + 1
-        if num_requests is not None:
-            n = min(n, num_requests)
-        return _to_ns(np.arange(n, dtype=np.float64) / rps, limit_ns)[0]
-    if arrival == "poisson":
-        def draw(k: int) -> np.ndarray:
-            return rng.exponential(1.0 / rps, k)
-    else:
-        def draw(k: int) -> np.ndarray:
-            return rng.gamma(burstiness, 1.0 / (rps * burstiness), k)
-    return _accumulate_gaps(draw, rps, limit_ns, num_requests)
-
-
-def _accumulate_gaps(draw: Callable[[int], np.ndarray], rps: float, limit_ns: float,
-                     num_requests: int | None) -> np.ndarray:
-    """Sum random gaps (seconds) into ns offsets, a vectorised block at a time, until the
-    count is reached or an offset reaches limit_ns. Block sizes follow the expected count
-    still needed; blocks do not change the result, because draws and sums are sequential."""
-    blocks: list[np.ndarray] = []
-    total = 0
-    last_s = 0.0
-    while num_requests is None or total < num_requests:
-        if math.isinf(limit_ns):
-            k = num_requests - total
-        else:
-            expected = max(rps * (limit_ns / 1e9 - last_s), 0.0)
-            k = int(expected * 1.05 + 6.0 * math.sqrt(expected) + 64)
-            k = min(k, MAX_REQUESTS + 1 - total)
-            if num_requests is not None:
-                k = min(k, num_requests - total)
-        # Prepending the running total keeps the float summation order identical to one
-        # cumsum over all gaps, so the result is independent of where blocks start.
-        t_s = np.cumsum(np.concatenate(([last_s], draw(k))))[1:]
-        last_s = float(t_s[-1])
-        offsets, cut = _to_ns(t_s, limit_ns)
-        blocks.append(offsets)
-        total += cut
-        if cut < k:
-            break
-        if total > MAX_REQUESTS:
-            raise VarcasError(f"the schedule exceeds {MAX_REQUESTS} requests; lower the rate or duration")
-    return np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
-
-
-def _to_ns(t_s: np.ndarray, limit_ns: float) -> tuple[np.ndarray, int]:
-    """Sorted offsets in seconds -> (int64 ns of those whose rounded ns < limit_ns, count).
-    Raises VarcasError rather than let an offset past MAX_OFFSET_S overflow int64."""
-    ns = np.rint(t_s * 1e9)
-    cut = int(np.searchsorted(ns, limit_ns, side="left"))
-    if cut and not ns[cut - 1] <= MAX_OFFSET_S * 1e9:
-        raise VarcasError(f"the schedule spans more than {MAX_OFFSET_S:g} s; "
-                          "raise the rate or lower the count")
-    return ns[:cut].astype(np.int64), cut
 
 
 def _trace_cut(offsets: np.ndarray, duration_s: float | None, num_requests: int | None) -> int:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .errors import VarcasError
+from ..errors import VarcasError
 
 SCHEMA_VERSION = 1
 MANIFEST = "run.json"

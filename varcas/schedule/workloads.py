@@ -1,7 +1,7 @@
 """Workloads: a default request rate plus input/output token-length distributions.
 
 A workload says *what* each request asks for (how many prompt tokens, how many tokens to
-generate); the arrival process (varcas.load.schedule) says *when*. Workloads ship as JSON in
+generate); the arrival process (varcas.schedule.build) says *when*. Workloads ship as JSON in
 varcas/data/workloads/<name>.json, and a user may pass a path to a file of the same format:
 
     {"name": "chat_medium", "description": "...", "rps": 20,

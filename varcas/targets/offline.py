@@ -30,13 +30,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..load.preflight import ServerInfo
-from ..load.recorder import Recorder
 from ..load.runner import LoadConfig, base_manifest, make_run_dir, prepare
 from ..rundir import convert_to_parquet, write_manifest
+from ..rundir.recorder import Recorder
 from ..serve.openai_wire import ApiError
-from .api import check_lengths
-from .config import SERVER_VERSION, Setup
-from .engine import FINISHED, Engine, Seq, StepLog
+from ..sim.api import check_lengths
+from ..sim.config import SERVER_VERSION, Setup
+from ..sim.engine import FINISHED, Engine, Seq, StepLog
 
 STEPS_FILE = "sim_steps.parquet"
 _FLUSH_ROWS = 16384  # rows held before a record batch is written: bounds memory

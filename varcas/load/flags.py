@@ -1,0 +1,77 @@
+"""The load generator's flags, declared once: `varcas load`, `varcas sim --offline`,
+`varcas optimize`, `varcas sweep-rate` and `varcas pipeline` add the ones they offer from here
+(add_load_flags), each under the same spelling, type and help; a command may change a default
+or the help's wording where its meaning differs (a sweep's --workload takes a list). Each
+flag's dest is the LoadConfig field it fills.
+"""
+from __future__ import annotations
+
+from ..clikit import positive_float, positive_int
+from ..schedule.arrivals import ARRIVALS, arrival_help
+from .context import CLIP_HELP
+from .request import API_PATHS
+
+# dest -> (option strings, argparse keyword arguments)
+LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
+    # target
+    "url": (("--url",), dict(help="server base URL, e.g. http://127.0.0.1:8000 (default: the built-in simulated server)")),
+    "model": (("--model",), dict(help="model name (default: the server's first model)")),
+    "api": (("--api",), dict(choices=tuple(API_PATHS), default="completions",
+                             help="completions: prompt as token IDs of exact length (default); chat: text prompts")),
+    "endpoint": (("--endpoint",), dict(help="request path (default /v1/completions or /v1/chat/completions)")),
+    "headers": (("--header",), dict(action="append", default=[], metavar="'K: V'",
+                                    help="extra request header (repeatable)")),
+    "api_key_env": (("--api-key-env",), dict(default="OPENAI_API_KEY", metavar="VAR",
+                                             help="environment variable holding the API key, sent as Bearer "
+                                                  "(default OPENAI_API_KEY)")),
+    "insecure": (("--insecure",), dict(action="store_true", help="skip TLS certificate checks for https URLs")),
+    "tokenizer": (("--tokenizer",), dict(metavar="PATH", help="the model's Hugging Face tokenizer (directory or "
+                                         "tokenizer.json): prompts of its own token IDs, exact lengths (default: "
+                                         "the server's /tokenize where it has one)")),
+    # workload and arrivals
+    "workload": (("--workload",), dict(default="chat_medium", help="shipped profile name or path of a JSON profile "
+                                       "(default chat_medium)")),
+    "rps": (("--rps", "--request-rate"), dict(type=positive_float, help="requests per second (default: the workload's)")),
+    "arrival": (("--arrival",), dict(choices=tuple(ARRIVALS), default="poisson", help=arrival_help())),
+    "burstiness": (("--burstiness",), dict(type=positive_float, default=1.0,
+                                           help="gamma shape for --arrival gamma (1.0 = Poisson)")),
+    "trace": (("--trace",), dict(help="JSONL or CSV of (offset_s, input_tokens, output_tokens) for --arrival trace")),
+    "duration_s": (("--duration",), dict(type=positive_float, help="seconds of schedule (default 60 unless --num-requests)")),
+    "num_requests": (("--num-requests",), dict(type=positive_int, help="number of requests; the run ends at "
+                                               "whichever limit comes first")),
+    "input_len": (("--input-len",), dict(type=positive_int, help="fixed prompt length in tokens")),
+    "output_len": (("--output-len",), dict(type=positive_int, help="fixed max_tokens")),
+    "ignore_eos": (("--no-ignore-eos",), dict(action="store_false", help="do not send ignore_eos: true")),
+    "seed": (("--seed",), dict(type=int, default=0, help="seed of the schedule and prompts (default 0)")),
+    # run
+    "max_concurrency": (("--max-concurrency",), dict(type=positive_int, help="cap on requests in flight "
+                                                     "(waits are recorded)")),
+    "request_timeout_s": (("--request-timeout",), dict(type=positive_float, default=600.0,
+                                                       help="seconds a request may take (default 600)")),
+    "drain_timeout_s": (("--drain-timeout",), dict(type=positive_float, default=30.0,
+                                                   help="seconds in-flight requests may finish after the schedule "
+                                                        "or an interrupt (default 30)")),
+    "clip_to_context": (("--clip-to-context",), dict(action="store_true", help=CLIP_HELP)),
+    "fail_fast": (("--fail-fast",), dict(type=int, default=20, metavar="N",
+                                         help="stop when the first N finished requests all failed with the same "
+                                              "error (default 20; 0: never)")),
+    "metrics_interval_s": (("--metrics-interval",), dict(type=float, default=0.5, metavar="S",
+                                                         help="scrape the server's Prometheus /metrics every S seconds "
+                                                              "into metrics.parquet (default 0.5)")),
+    "no_metrics": (("--no-metrics",), dict(dest="metrics_interval_s", action="store_const", const=0.0,
+                                           help="do not scrape /metrics")),
+    "out": (("--out",), dict(help="run directory (default runs/<UTC timestamp>-<workload>)")),
+    "quiet": (("--quiet",), dict(action="store_true", help="no live progress")),
+}
+TARGET = ("url", "model", "api", "endpoint", "headers", "api_key_env", "insecure", "tokenizer")
+WORKLOAD = ("workload", "rps", "arrival", "burstiness", "trace", "duration_s", "num_requests", "input_len",
+            "output_len", "seed")
+
+
+def add_load_flags(group, names, **changes: dict) -> None:
+    """Add the named flags (LOAD_FLAGS keys) to an argparse parser or group; changes[name]
+    replaces some of a flag's keyword arguments (a default, the help) for this command."""
+    for name in names:
+        options, kwargs = LOAD_FLAGS[name]
+        kwargs = {"dest": name, **kwargs, **changes.get(name, {})}
+        group.add_argument(*options, **kwargs)
