@@ -35,8 +35,16 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_testserver import (CLIENT_CORE, SERVER_CORE, WARMUP_S, _Conn, _cpu_s, _request,  # noqa: E402
-                              baseline, server_bench_parser)
+from bench_testserver import (  # noqa: E402
+    CLIENT_CORE,
+    SERVER_CORE,
+    WARMUP_S,
+    _Conn,
+    _cpu_s,
+    _request,
+    baseline,
+    server_bench_parser,
+)
 
 from varcas import roofline  # noqa: E402
 from varcas.load.runner import LoadConfig  # noqa: E402

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.analyze import synth  # noqa: E402
 from varcas import rundir  # noqa: E402
-from varcas.optimize import digest as D  # noqa: E402
-from varcas.optimize import results, sweepdir  # noqa: E402
+from varcas.results import digest as D  # noqa: E402
+from varcas.results import comparison as results, sweepdir  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 

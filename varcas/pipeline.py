@@ -24,16 +24,16 @@ from pathlib import Path
 from rich.console import Console
 
 from . import rundir
-from .clikit import OneLineParser, positive_float
+from .clikit import OneLineParser
 from .errors import EXIT_INTERRUPTED, VarcasError
-from .load.context import CLIP_HELP
-from .schedule.workloads import load_workload
-from .optimize import sweepdir
+from .load.flags import SWEEP_CHANGES, add_load_flags
 from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
-from .optimize.explain import DEFAULT_MAX_NUM_SEQS
 from .optimize.render import print_comparison
-from .optimize.results import comparison
 from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
+from .results import sweepdir
+from .results.comparison import comparison
+from .results.explain import DEFAULT_MAX_NUM_SEQS
+from .schedule.workloads import load_workload
 
 PIPELINE_FILE = "pipeline.json"
 DEFAULT_BATCHES = "1,2,4,8,16,32"
@@ -48,17 +48,12 @@ def build_parser(prog: str) -> OneLineParser:
     m.add_argument("--quant", default="auto", help="quantization, e.g. awq (default auto)")
     add_backend_flags(p)
     w = p.add_argument_group("workflow")
-    w.add_argument("--workload", default="chat_medium,chat_high", help="comma-separated workloads "
-                   "(default chat_medium,chat_high)")
+    add_load_flags(w, ("workload",), workload={"default": "chat_medium,chat_high",
+                                               "help": "comma-separated workloads (default chat_medium,chat_high)"})
     w.add_argument("--batch-sizes", default=DEFAULT_BATCHES, help=f"max_num_seqs values to sweep (default {DEFAULT_BATCHES})")
-    w.add_argument("--duration", dest="duration_s", type=positive_float, default=120.0,
-                   help="seconds of schedule per run (default 120)")
-    w.add_argument("--rps", type=positive_float, help="request rate of every run (default: each workload's)")
+    add_load_flags(w, ("duration_s", "rps", "seed", "clip_to_context", "out", "quiet"), **{**SWEEP_CHANGES, "out": {
+        "required": True, "help": "pipeline directory (rerun the same command to resume)"}})
     w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100")
-    w.add_argument("--seed", type=int, default=0, help="schedule seed (default 0)")
-    w.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
-    w.add_argument("--out", required=True, help="pipeline directory (rerun the same command to resume)")
-    w.add_argument("--quiet", action="store_true", help="no live progress per run")
     return p
 
 
@@ -107,8 +102,7 @@ def run(args) -> int:
     save()
     goodput = None
     if args.goodput:
-        from .analyze.cli import parse_goodput
-        from .analyze.summary import check_goodput
+        from .analyze.summary import check_goodput, parse_goodput
 
         goodput = check_goodput(parse_goodput(args.goodput))
     try:

@@ -8,12 +8,10 @@ import threading
 import time
 
 import pyarrow.parquet as pq
-
 import pytest
 
-from varcas.testing.spawn import spawn
-
 from varcas.rundir import read_manifest
+from varcas.testing.spawn import spawn
 
 from .helpers import REPO, load
 

@@ -7,9 +7,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from varcas.errors import VarcasError
-from varcas.rundir.recorder import Recorder
 from varcas.load.request import RequestBuilder, Target, parse_header
-from varcas.rundir import PARQUET, convert_to_parquet, read_arrows, read_requests, recover, write_manifest
+from varcas.rundir import (
+    PARQUET,
+    convert_to_parquet,
+    read_arrows,
+    read_requests,
+    recover,
+    write_manifest,
+)
+from varcas.rundir.recorder import Recorder
 
 
 def test_completions_request_bytes():

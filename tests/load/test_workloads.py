@@ -7,8 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from varcas.errors import VarcasError
-from varcas.schedule.workloads import (INT32_MAX, LengthDist, Workload, list_workloads,
-                                   load_workload, parse_workload)
+from varcas.schedule.workloads import (
+    INT32_MAX,
+    LengthDist,
+    Workload,
+    list_workloads,
+    load_workload,
+    parse_workload,
+)
 
 SHIPPED = {"chat_low": 5, "chat_medium": 20, "chat_high": 50, "summarize": 5, "code": 5}
 

@@ -15,11 +15,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import varcas.targets.offline
-from varcas.analyze import load_run, summarize
 from tests.cli_helpers import cli
+from varcas.analyze import load_run, summarize
 from varcas.errors import VarcasError
 from varcas.load.runner import LoadConfig
-from varcas.optimize.capacity import CAPACITY_FILE, Step, SearchSpec, judge, search, sweep
+from varcas.optimize.capacity import (
+    CAPACITY_FILE,
+    SearchSpec,
+    Step,
+    judge,
+    search,
+    sweep,
+)
 from varcas.rundir import read_manifest, write_manifest
 from varcas.sim.config import SimConfig, resolve
 

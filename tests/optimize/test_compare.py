@@ -1,7 +1,7 @@
 """The comparison table, Pareto front and recommendations, on hand-made digests with known answers."""
 import pytest
 
-from varcas.optimize import compare
+from varcas.results import compare
 
 
 def fake_digest(tput, ttft99, tpot99, *, overloaded=False, steady=True, rps=1.0):
@@ -101,8 +101,8 @@ def test_recommendations_carry_the_server_flags_that_set_them():
 
 
 def test_the_roofline_uses_the_servers_running_batch_when_it_has_one():
-    from varcas.optimize.explain import explain
-    from varcas.optimize.render import achieved_batch
+    from varcas.results.labels import achieved_batch
+    from varcas.results.explain import explain
 
     base = {"config": "max_num_seqs-16", "params": {"max_num_seqs": "16"}, "metrics": {"output_throughput": 500.0},
             "mean_input_tokens": 200.0, "mean_output_tokens": 100.0, "mean_in_flight": 14.6}

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from varcas.optimize.server import ServerStartError, free_port, launch, port_in_use
-from varcas.serve.spawn import child_env   # children that import varcas need it on PYTHONPATH
+from varcas.serve.spawn import (
+    child_env,  # children that import varcas need it on PYTHONPATH
+)
 
 FAKE = Path(__file__).resolve().with_name("fake_server.py")
 

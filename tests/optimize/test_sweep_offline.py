@@ -6,11 +6,11 @@ import pytest
 from tests.load.helpers import varcas_cli
 from varcas import rundir
 from varcas.errors import VarcasError
-from varcas.optimize import sweepdir
+from varcas.results import sweepdir
 from varcas.optimize.backend import BackendSpec
 from varcas.optimize.params import parse_param
-from varcas.optimize.results import comparison
 from varcas.optimize.sweep import SweepSpec, run_sweep
+from varcas.results.comparison import comparison
 
 
 def spec(out, values="2,16", **kw):

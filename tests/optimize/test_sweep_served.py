@@ -12,8 +12,8 @@ from tests.load.helpers import REPO
 from varcas import rundir
 from varcas.optimize.backend import BackendSpec
 from varcas.optimize.params import parse_param
-from varcas.optimize.results import comparison
 from varcas.optimize.sweep import SweepSpec, run_sweep
+from varcas.results.comparison import comparison
 
 FAKE = str(Path(__file__).with_name("fake_server.py"))
 FAST_SIM = {"gpu": "h100", "model": "llama-2-7b", "quant": "fp16"}

@@ -16,9 +16,9 @@ import pytest
 
 from varcas.cli import main
 from varcas.load.runner import LoadConfig
-from varcas.optimize import compare
-from varcas.optimize.explain import explain
+from varcas.results import compare
 from varcas.report.load import Group, Report
+from varcas.results.explain import explain
 from varcas.sim import SimConfig, resolve
 from varcas.targets.offline import simulate
 
@@ -103,7 +103,7 @@ OVERLOADED_TEXT = "The server is overloaded at this rate: the backlog grew. The 
 
 def fake_digest(config: str, tput: float, ttft_p99: float, tpot_p99: float, *, overloaded: bool = False,
                 warnings: tuple = ()) -> dict:
-    """The parts of a digest (varcas.optimize.digest) that compare and the report read."""
+    """The parts of a digest (varcas.results.digest) that compare and the report read."""
     block = {"output_throughput": tput, "request_throughput": tput / 200, "request_goodput": None,
              "median_ttft_ms": ttft_p99 / 2, "p99_ttft_ms": ttft_p99, "median_tpot_ms": tpot_p99 / 2,
              "p99_tpot_ms": tpot_p99, "median_e2el_ms": ttft_p99 * 3, "p99_e2el_ms": ttft_p99 * 6}

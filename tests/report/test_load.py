@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from varcas.errors import VarcasError
-from varcas.optimize.sweepdir import COMPARISON_FILE
 from varcas.report.load import load
+from varcas.results.sweepdir import COMPARISON_FILE
 
 from .conftest import SERVER_FAILED
 

@@ -6,7 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from varcas.report.plots import Point, bars, cdfs, downsample, figures, group_roofline, pareto, roofline, timelines
+from varcas.report.plots import (
+    Point,
+    bars,
+    cdfs,
+    downsample,
+    figures,
+    group_roofline,
+    pareto,
+    roofline,
+    timelines,
+)
 
 
 def _trace(fig, name):

@@ -6,7 +6,7 @@ import re
 
 from plotly.offline import get_plotlyjs
 
-from varcas.optimize import compare
+from varcas.results import compare
 from varcas.report.html import page
 from varcas.report.markdown import text
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from varcas.report.findings import findings, pareto_line, trust_warnings
 from varcas.report.markdown import table as markdown_table
-from varcas.optimize.compare import server_flags
-from varcas.report.tables import (FLAG_NOTE, number, comparison_table, phase_table, recommendation_table,
-                                  roofline_table)
+from varcas.report.tables import (
+    FLAG_NOTE,
+    comparison_table,
+    number,
+    phase_table,
+    recommendation_table,
+    roofline_table,
+)
+from varcas.results.compare import server_flags
 
 from .conftest import OVERLOADED_TEXT
 

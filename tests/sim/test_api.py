@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from varcas.serve.openai_wire import ApiError
 from varcas.sim.api import check_lengths, parse, words_to_tokens
 from varcas.sim.metrics import Histogram
-from varcas.serve.openai_wire import ApiError
 
 
 def test_context_length_checks_are_vllms():

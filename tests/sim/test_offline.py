@@ -13,8 +13,7 @@ from varcas.analyze import load_run, summarize
 from varcas.load.runner import LoadConfig
 from varcas.rundir import read_manifest, read_requests
 from varcas.sim import SimConfig, resolve
-from varcas.targets.offline import simulate
-from varcas.targets.offline import STEPS_FILE
+from varcas.targets.offline import STEPS_FILE, simulate
 
 from .helpers import setup_with, virtual
 

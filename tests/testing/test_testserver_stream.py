@@ -9,6 +9,7 @@ import numpy as np
 import orjson
 
 from varcas.testing import spawn
+
 from .testserver_raw import Reader, connect, post, request_bytes
 
 COMPLETION = ('{"id":"cmpl-%(rid)s","object":"text_completion","created":%(created)d,'

@@ -10,7 +10,7 @@ from ..clikit import OneLineParser
 from ..errors import VarcasError
 from .render import render
 from .run import load_run
-from .summary import DEFAULT_PERCENTILES, summarize
+from .summary import DEFAULT_PERCENTILES, parse_goodput, summarize
 
 
 def build_parser(prog: str) -> OneLineParser:
@@ -78,18 +78,6 @@ def _parse_numbers(text: str, sep: str, flag: str, count: int | None = None) -> 
     if (count is not None and len(values) != count) or not all(math.isfinite(v) for v in values):
         raise VarcasError(f"{flag}: malformed value {text!r}")
     return values
-
-
-def parse_goodput(items: list[str]) -> dict:
-    """--goodput KEY:MS items (vLLM's format, e.g. ttft:500 tpot:50) as {key: ms}; checked by summarize."""
-    slos = {}
-    for item in items:
-        key, _, value = item.partition(":")
-        try:
-            slos[key.strip().lower()] = float(value)
-        except ValueError:
-            raise VarcasError(f"--goodput: expected KEY:MS such as ttft:500, got {item!r}") from None
-    return slos
 
 
 def _write(path: Path, dump) -> None:

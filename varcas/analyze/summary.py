@@ -162,6 +162,18 @@ def _check_percentiles(percentiles) -> tuple:
     return values
 
 
+def parse_goodput(items: list[str]) -> dict:
+    """--goodput KEY:MS items (vLLM's format, e.g. ttft:500 tpot:50) as {key: ms}; checked by summarize."""
+    slos = {}
+    for item in items:
+        key, _, value = item.partition(":")
+        try:
+            slos[key.strip().lower()] = float(value)
+        except ValueError:
+            raise VarcasError(f"--goodput: expected KEY:MS such as ttft:500, got {item!r}") from None
+    return slos
+
+
 def check_goodput(goodput) -> dict | None:
     """SLOs {ttft|tpot|e2el: ms} checked (known keys, positive finite limits); None for none."""
     if not goodput:

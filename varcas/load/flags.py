@@ -67,6 +67,16 @@ TARGET = ("url", "model", "api", "endpoint", "headers", "api_key_env", "insecure
 WORKLOAD = ("workload", "rps", "arrival", "burstiness", "trace", "duration_s", "num_requests", "input_len",
             "output_len", "seed")
 
+# How a sweep's load flags differ from `varcas load`'s: a list of workloads, longer runs, a required --out.
+SWEEP_CHANGES = {
+    "workload": {"help": "comma-separated workloads (default chat_medium)"},
+    "duration_s": {"default": 120.0, "help": "seconds of schedule per run (default 120)"},
+    "rps": {"help": "request rate of every run (default: each workload's)"},
+    "seed": {"help": "schedule seed (default 0)"},
+    "out": {"required": True, "help": "sweep directory (rerun the same command to resume)"},
+    "quiet": {"help": "no live progress per run"},
+}
+
 
 def add_load_flags(group, names, **changes: dict) -> None:
     """Add the named flags (LOAD_FLAGS keys) to an argparse parser or group; changes[name]

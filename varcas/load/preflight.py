@@ -17,7 +17,6 @@ from ..bounded import read_bounded
 from ..errors import VarcasError
 from .request import Target
 
-
 MAX_MODELS_BYTES = 4 << 20  # /v1/models and /version answers are read up to this
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from varcas.errors import VarcasError
 from varcas.resources import WORDS_PER_TOKEN, data_path
+
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _MASK64 = (1 << 64) - 1
 

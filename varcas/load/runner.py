@@ -27,18 +27,25 @@ import uvloop
 from .. import __version__
 from .._timing import monotonic_ns
 from ..errors import VarcasError
-from ..rundir import ARROWS, ERRORS_LOG, SCHEMA_VERSION, convert_to_parquet, os_error_text, write_manifest
+from ..rundir import (
+    ARROWS,
+    ERRORS_LOG,
+    SCHEMA_VERSION,
+    convert_to_parquet,
+    os_error_text,
+    write_manifest,
+)
+from ..rundir.recorder import Recorder
+from ..schedule import build_schedule, load_workload
+from ..signals import ENDING, held, interrupts_raise
 from ..telemetry import scrape
 from .client import Pool
-from .engine import Engine
 from .context import fit_to_context
+from .engine import Engine
 from .failures import FailureLog
 from .preflight import control_client, preflight
 from .progress import Progress
-from ..rundir.recorder import Recorder
-from ..schedule import build_schedule, load_workload
 from .request import RequestBuilder, Target, parse_header
-from ..signals import ENDING, held, interrupts_raise
 from .vocab import PromptPlan, from_tokenizer, plan_prompts
 
 SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")

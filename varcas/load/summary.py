@@ -9,7 +9,6 @@ from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
 from ..rundir import ERRORS_LOG, read_manifest
 
 
-
 def print_summary(run_dir: Path, console) -> int:
     """Print the run's summary and trust warnings. Exit status: 0 complete, 1 failed (every
     request failed, or fail-fast stopped it: the reason on stderr), 130 interrupted."""

@@ -9,16 +9,24 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..analyze.cli import parse_goodput
+from ..analyze.summary import parse_goodput
 from ..analyze.trust import MIN_STEADY_S
 from ..clikit import OneLineParser, positive_float, positive_int
 from ..errors import EXIT_INTERRUPTED, VarcasError
-from ..load.context import CLIP_HELP
+from ..load.flags import add_load_flags
 from ..load.runner import LoadConfig
-from ..signals import interrupts_raise
 from ..schedule.workloads import load_workload
+from ..signals import interrupts_raise
 from .backend import add_backend_flags, backend_spec, open_backend
-from .capacity import CAPACITY_FILE, CapacityResult, SearchSpec, Step, check_search, open_out, sweep
+from .capacity import (
+    CAPACITY_FILE,
+    CapacityResult,
+    SearchSpec,
+    Step,
+    check_search,
+    open_out,
+    sweep,
+)
 
 SERVER_LOG = "server.log"
 
@@ -40,11 +48,8 @@ def build_parser(prog: str) -> OneLineParser:
                    help="stop when the failing rate is within this fraction of the passing one (default 0.05)")
     s.add_argument("--max-steps", type=positive_int, default=12, help="load runs in all, at most (default 12)")
     r = p.add_argument_group("each run")
-    r.add_argument("--workload", default="chat_medium", help="shipped profile name or JSON path (default chat_medium)")
-    r.add_argument("--duration", dest="duration_s", type=positive_float, default=60.0,
-                   help="seconds of schedule per run (default 60)")
-    r.add_argument("--seed", type=int, default=0, help="seed of every run's schedule (default 0)")
-    r.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
+    add_load_flags(r, ("workload", "duration_s", "seed", "clip_to_context"), duration_s={
+        "default": 60.0, "help": "seconds of schedule per run (default 60)"})
     p.add_argument("--out", required=True, help="directory of the search: capacity.json and one run per rate")
     p.add_argument("--json", action="store_true", help="print capacity.json on stdout (the tables go to stderr)")
     return p

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from ..analyze.cli import parse_goodput
-from ..analyze.summary import check_goodput
-from ..clikit import OneLineParser, positive_float
+from ..analyze.summary import check_goodput, parse_goodput
+from ..clikit import OneLineParser
 from ..errors import EXIT_INTERRUPTED, VarcasError
-from ..load.context import CLIP_HELP
+from ..load.flags import SWEEP_CHANGES, add_load_flags
+from ..results.comparison import comparison
 from .backend import add_backend_flags, backend_spec
 from .params import parse_param
 from .render import print_comparison
-from .results import comparison
 from .sweep import SweepInterrupted, SweepSpec, run_sweep
 
 
@@ -29,18 +28,9 @@ def build_parser(prog: str) -> OneLineParser:
     s = p.add_argument_group("sweep")
     s.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="a server setting and its values (repeat for a grid), e.g. max_num_seqs=1,2,4,8")
-    s.add_argument("--workload", default="chat_medium", help="comma-separated workloads (default chat_medium)")
-    s.add_argument("--duration", dest="duration_s", type=positive_float, default=120.0,
-                   help="seconds of schedule per run (default 120)")
-    s.add_argument("--rps", type=positive_float, help="request rate of every run (default: each workload's)")
-    s.add_argument("--seed", type=int, default=0, help="schedule seed (default 0)")
+    add_load_flags(s, ("workload", "duration_s", "rps", "seed"), **SWEEP_CHANGES)
     s.add_argument("--warmup", type=int, default=8, help="warm-up requests per server start (default 8; 0: none)")
-    s.add_argument("--request-timeout", dest="request_timeout_s", type=positive_float, default=600.0)
-    s.add_argument("--drain-timeout", dest="drain_timeout_s", type=positive_float, default=30.0,
-                   help="seconds in-flight requests may finish after a run's schedule (default 30)")
-    s.add_argument("--clip-to-context", action="store_true", help=CLIP_HELP)
-    s.add_argument("--out", required=True, help="sweep directory (rerun the same command to resume)")
-    s.add_argument("--quiet", action="store_true", help="no live progress per run")
+    add_load_flags(s, ("request_timeout_s", "drain_timeout_s", "clip_to_context", "out", "quiet"), **SWEEP_CHANGES)
     c = p.add_argument_group("comparison")
     c.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, vLLM's format, e.g. ttft:1000 tpot:100")
     c.add_argument("--baseline", help="configuration id the changes are against (default: the first)")

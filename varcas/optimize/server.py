@@ -34,8 +34,8 @@ from pathlib import Path
 import httpx
 import orjson
 
-from ..errors import VarcasError
 from ..bounded import read_bounded
+from ..errors import VarcasError
 from ..load.preflight import MAX_MODELS_BYTES
 from ..serve.spawn import die_with_parent
 

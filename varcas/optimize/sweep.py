@@ -20,11 +20,11 @@ from pathlib import Path
 from .. import __version__, rundir
 from ..errors import VarcasError
 from ..load.runner import LoadConfig
-from ..signals import interrupts_raise
+from ..results import sweepdir
+from ..results.digest import digest
 from ..schedule.workloads import load_workload
-from . import sweepdir
+from ..signals import interrupts_raise
 from .backend import BackendSpec, open_backend, sim_setup
-from .digest import digest
 from .params import config_id, grid
 from .server import ServerStartError
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from .findings import findings, pareto_line, trust_warnings
 from .load import Report
-from .tables import comparison_table, hardware_table, phase_table, recommendation_table, roofline_table
+from .tables import (
+    comparison_table,
+    hardware_table,
+    phase_table,
+    recommendation_table,
+    roofline_table,
+)
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 from .. import __version__, rundir
 from ..errors import VarcasError
-from ..optimize import compare, sweepdir
-from ..optimize.digest import digest
-from ..optimize.explain import explain
-from ..optimize.results import comparison, roofline_target
 from ..pipeline import PIPELINE_FILE
+from ..results import compare, sweepdir
+from ..results.comparison import comparison, roofline_target
+from ..results.digest import digest
+from ..results.explain import explain
 
 STEP_DONE = "complete"  # a pipeline step's status when it finished (any other status is reported)
 MAX_ARTIFACTS = 300

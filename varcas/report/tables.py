@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..optimize.compare import METRICS, server_flags  # the terminal's flags, spelled the same
-from ..optimize.compare import trusted  # measured, steady, not overloaded
-from ..optimize.render import verdict_label
-from ..optimize.render import achieved_batch, cell
+from ..results.compare import (  # the terminal's flags, spelled the same
+    METRICS,
+    server_flags,
+    trusted,  # measured, steady, not overloaded
+)
+from ..results.labels import achieved_batch, cell, verdict_label
 from .load import Group
 
 FLAG_NOTE = ("Columns marked ⚠ are not a steady state: an overloaded server's latency percentiles describe a growing "

@@ -14,13 +14,35 @@ step for the simulator. No other module carries hardware numbers.
 Formulas and sources: formulas.py (FLOPs/bytes), analysis.py (time model, capacity),
 models.py (parameters, quantization), gpus.py (GPU table, efficiency defaults).
 """
-from .analysis import (DEFAULT_BLOCK_SIZE, DEFAULT_GPU_MEMORY_UTILIZATION, DecodeSweep,
-                       MemoryReport, OpResult, PhaseResult, StepCost, decode, decode_sweep, memory,
-                       phase, phase_table, prefill, step_cost, step_time_s)
+from .analysis import (
+                       DEFAULT_BLOCK_SIZE,
+                       DEFAULT_GPU_MEMORY_UTILIZATION,
+                       DecodeSweep,
+                       MemoryReport,
+                       OpResult,
+                       PhaseResult,
+                       StepCost,
+                       decode,
+                       decode_sweep,
+                       memory,
+                       phase,
+                       phase_table,
+                       prefill,
+                       step_cost,
+                       step_time_s,
+)
 from .formulas import FEATURES, Coefficients, Operator, coefficients, operators
 from .gpus import GPU, Hardware, gpu, hardware, known_gpus
 from .grids import GridResult, grid, grid_reference
-from .models import Model, ModelConfig, Precision, known_models, load_config, model, precision
+from .models import (
+                       Model,
+                       ModelConfig,
+                       Precision,
+                       known_models,
+                       load_config,
+                       model,
+                       precision,
+)
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE", "DEFAULT_GPU_MEMORY_UTILIZATION", "FEATURES", "GPU", "Coefficients",

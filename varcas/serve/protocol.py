@@ -20,7 +20,14 @@ from collections.abc import Callable
 from time import monotonic_ns
 
 from ..errors import VarcasError
-from .http11 import MAX_BODY_BYTES, MAX_HEAD_BYTES, HttpError, Request, parse_request, response
+from .http11 import (
+    MAX_BODY_BYTES,
+    MAX_HEAD_BYTES,
+    HttpError,
+    Request,
+    parse_request,
+    response,
+)
 from .openai_wire import error_body
 
 GEN_PATHS = {"/v1/completions": False, "/v1/chat/completions": True}  # path -> chat?

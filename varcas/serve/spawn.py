@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import varcas
+
 from ..errors import VarcasError
 from .protocol import banner
 

@@ -18,7 +18,7 @@ validation), realtime + server (HTTP on uvloop), metrics (/metrics), flags (the 
 declared once), spawn (subprocess). The offline driver (virtual time) and the `varcas sim`
 command live in varcas.targets: they join this engine with the load generator's schedule.
 """
-from .config import SimConfig, Setup, resolve
+from .config import Setup, SimConfig, resolve
 from .engine import Engine, Seq, Step, StepLog
 from .spawn import SimProcess, spawn
 

@@ -23,7 +23,15 @@ import time
 import orjson
 
 from ..serve.http11 import Request, response, stream_head
-from ..serve.openai_wire import ApiError, GenRequest, error_body, full_response, models_body, stream_events, stream_tail
+from ..serve.openai_wire import (
+    ApiError,
+    GenRequest,
+    error_body,
+    full_response,
+    models_body,
+    stream_events,
+    stream_tail,
+)
 from ..serve.protocol import HttpConnection, banner, serve_until_signal
 from . import api
 from .config import SERVER_NAME, SERVER_VERSION, Setup

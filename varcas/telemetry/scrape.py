@@ -27,12 +27,12 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 from prometheus_client.parser import text_string_to_metric_families
 
+from .. import metricsfile as store
 from .._timing import monotonic_ns
 from ..bounded import read_bounded
 from ..errors import VarcasError
 from ..serve.spawn import child_env, die_with_parent
 from ..signals import held
-from .. import metricsfile as store
 
 READY_WAIT_S = 5.0  # for the first scrape, at most
 MAX_BYTES = 16 << 20  # one exposition, at most (vLLM's is ~50-200 KB); larger is not read

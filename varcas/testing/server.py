@@ -33,8 +33,15 @@ import uvloop
 from ..clikit import OneLineParser
 from ..errors import VarcasError
 from ..serve.http11 import Request, response, stream_head
-from ..serve.openai_wire import (ApiError, GenRequest, error_body, full_response, models_body, parse_body,
-                                 stream_events)
+from ..serve.openai_wire import (
+    ApiError,
+    GenRequest,
+    error_body,
+    full_response,
+    models_body,
+    parse_body,
+    stream_events,
+)
 from ..serve.protocol import HttpConnection, banner, serve_until_signal
 from .spawn import SERVER_NAME, ServerProcess, spawn
 from .streams import FAULTS, HTTP_FAULTS, NON_STREAM_FAULTS, Stream, TokenClock
