@@ -31,8 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.analyze import synth  # noqa: E402
 from varcas import rundir  # noqa: E402
+from varcas.results import comparison as results  # noqa: E402
 from varcas.results import digest as D  # noqa: E402
-from varcas.results import comparison as results, sweepdir  # noqa: E402
+from varcas.results import files, sweepdir
 
 OUT = ROOT / "bench" / "out"
 
@@ -55,8 +56,8 @@ def build(runs: int, requests: int, tokens: int) -> Path:
         os.link(base / rundir.PARQUET, run_dir / rundir.PARQUET)
         rundir.write_manifest(run_dir, manifest)
         rundir.write_json(sweep / cid / sweepdir.CONFIG_FILE, {"id": cid, "params": params, "status": "complete"})
-    rundir.write_json(sweep / sweepdir.SWEEP_FILE, {
-        "sweep_version": sweepdir.SWEEP_VERSION, "configs": configs, "workloads": ["chat_medium"],
+    files.write(sweep, files.SWEEP, {
+        "configs": configs, "workloads": ["chat_medium"],
         "goodput": {"ttft": 1000.0}, "roofline": None, "backend": {"kind": "command"}})
     return sweep
 

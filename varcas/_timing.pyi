@@ -1,6 +1,9 @@
 """Types of varcas._timing, the C timing core (csrc/). See csrc/httpsse.h for the parsing rules."""
 
 import sys
+from typing import final
+
+from typing_extensions import Self
 
 if sys.version_info >= (3, 12):
     from collections.abc import Buffer
@@ -10,10 +13,11 @@ else:
 def monotonic_ns() -> int:
     """CLOCK_MONOTONIC in ns, the same clock as time.monotonic_ns()."""
 
+@final
 class Timer:
     """An absolute-time CLOCK_MONOTONIC timerfd (TFD_NONBLOCK | TFD_CLOEXEC)."""
 
-    def __init__(self) -> None: ...
+    def __new__(cls) -> Self: ...
     def fileno(self) -> int: ...
     def arm(self, deadline_ns: int) -> None:
         """Fire at deadline_ns (absolute; a past deadline fires at once; 0 disarms)."""
@@ -21,6 +25,7 @@ class Timer:
         """Expirations since the last call, without blocking; 0 if none."""
     def close(self) -> None: ...
 
+@final
 class StreamParser:
     """Incremental HTTP/1.1 + chunked + SSE response parser.
 
@@ -28,7 +33,7 @@ class StreamParser:
     read-only, no copy): numpy.frombuffer(parser, dtype=numpy.int64).
     """
 
-    def __init__(self, excerpt_limit: int = 512) -> None: ...
+    def __new__(cls, excerpt_limit: int = 512) -> Self: ...
     def feed(self, data: Buffer, now_ns: int = -1) -> int:
         """0 = need more bytes, 1 = response complete, -1 = protocol error (see errmsg)."""
     def eof(self, now_ns: int = -1) -> int:
@@ -40,7 +45,8 @@ class StreamParser:
         ValueError) caps the response at 2 * max_tokens + 64 content events and
         128 KiB + 4 KiB * max_tokens bytes: past either it fails (-1, errmsg says which).
         """
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    if sys.version_info >= (3, 12):
+        def __buffer__(self, flags: int, /) -> memoryview: ...
     @property
     def status(self) -> int: ...
     @property

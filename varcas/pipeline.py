@@ -16,8 +16,6 @@ model, GPU and quantization, and every output says so.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,12 +28,11 @@ from .load.flags import SWEEP_CHANGES, add_load_flags
 from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
 from .optimize.render import print_comparison
 from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
-from .results import sweepdir
-from .results.comparison import comparison
+from .results import files, sweepdir
+from .results.comparison import read_comparison
 from .results.explain import DEFAULT_MAX_NUM_SEQS
 from .schedule.workloads import load_workload
 
-PIPELINE_FILE = "pipeline.json"
 DEFAULT_BATCHES = "1,2,4,8,16,32"
 
 
@@ -85,19 +82,19 @@ def run(args) -> int:
     console = Console(highlight=False)
     spec, workloads, batches = _check(args)
     out = Path(args.out)
-    state_path = out / PIPELINE_FILE
-    if not state_path.is_file() and out.exists() and (not out.is_dir() or any(out.iterdir())):
+    resumed = files.exists(out, files.PIPELINE)
+    if not resumed and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VarcasError(f"--out {out}: exists and is neither empty nor a pipeline directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise VarcasError(f"--out {out}: cannot create ({exc.strerror})") from None
-    state = sweepdir.read_json(state_path, "pipeline state") if state_path.is_file() else {}
+    state = files.read(out, files.PIPELINE) if resumed else {}
     state.update(model=args.model, gpu=args.gpu, quant=args.quant, target=_target_text(spec, args),
                  workloads=list(workloads), batch_sizes=batches, steps=state.get("steps", {}))
     def save() -> None:
         state["updated_at"] = datetime.now(timezone.utc).isoformat()
-        rundir.write_json(state_path, state)
+        files.write(out, files.PIPELINE, state)
 
     save()
     goodput = None
@@ -139,16 +136,15 @@ def _target_text(spec: BackendSpec, args) -> str:
 
 
 def _roofline(args, rdir: Path) -> dict:
-    """`varcas roofline` for the model and GPU, its text and JSON kept."""
-    from .roofline import cli as roofline_cli
+    """The static roofline of the model and GPU (`varcas roofline`'s), its text and JSON kept."""
+    from . import roofline
 
+    hw, m = roofline.hardware(args.gpu), roofline.model(args.model, args.quant)
+    batches = sorted({int(b) for b in args.batch_sizes.split(",")})
+    out = roofline.static(hw, m, batches, [128, 512], [512, 2048])
     rdir.mkdir(exist_ok=True)
-    argv = ["--model", args.model, "--gpu", args.gpu, "--quant", args.quant, "--batch", args.batch_sizes,
-            "--prompt", "128,512", "--context", "512,2048", "--json", str(rdir / "roofline.json")]
-    text = io.StringIO()
-    with contextlib.redirect_stdout(text):
-        roofline_cli.run(roofline_cli.build_parser("varcas roofline").parse_args(argv))
-    (rdir / "roofline.txt").write_text(text.getvalue())
+    rundir.write_json(rdir / "roofline.json", out.doc)
+    (rdir / "roofline.txt").write_text("\n".join(out.lines) + "\n")
     return {"status": "complete", "json": "roofline/roofline.json", "text": "roofline/roofline.txt"}
 
 
@@ -181,5 +177,5 @@ def _sweep(spec: BackendSpec, args, workloads, batches, goodput, sdir: Path, con
                 "pass --server-cmd (or no target: the simulator) to sweep batch sizes"}
     params = [("max_num_seqs", tuple(str(b) for b in batches))]
     run_sweep(_sweep_spec(spec, args, workloads, params, goodput, sdir), console, say=console.print)
-    print_comparison(comparison(sdir), console)
+    print_comparison(read_comparison(sdir), console)
     return {"status": "complete", "dir": sdir.name}

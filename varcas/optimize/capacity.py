@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -39,10 +38,10 @@ from ..analyze.metrics import good_requests, request_metrics
 from ..analyze.run import load_run
 from ..analyze.summary import check_goodput, summarize
 from ..errors import VarcasError
+from ..results import files
 from ..rundir import MANIFEST
 
-CAPACITY_FILE = "capacity.json"
-FORMAT_VERSION = 1
+CAPACITY_FILE = files.CAPACITY.name
 MIN_TOLERANCE = 0.005  # 4 significant digits: a bracket wider than this always has a midpoint
 _UNCOMPARED = ("tolerance", "max_steps", "backend")  # may change on resume: they only decide when to stop
 
@@ -293,14 +292,12 @@ def open_out(out: Path, spec: SearchSpec) -> list[dict]:
     """Create OUT, or check it holds a search with this spec; returns the steps it recorded.
     A search that recorded no step yet has nothing to keep: it takes the new spec."""
     out = Path(out)
-    path = out / CAPACITY_FILE
     steps = []
-    if path.is_file():
-        try:
-            doc = json.loads(path.read_text())
-            old, steps = doc["spec"], list(doc["steps"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise VarcasError(f"{path}: unreadable ({exc.__class__.__name__}); use another --out") from None
+    if files.exists(out, files.CAPACITY):
+        doc = files.read(out, files.CAPACITY)
+        old, steps = doc.get("spec"), doc.get("steps")
+        if not isinstance(old, dict) or not isinstance(steps, list):
+            raise VarcasError(f"{out / CAPACITY_FILE}: unreadable (no spec or steps); use another --out")
         ours = _comparable(asdict(spec))
         differ = sorted(k for k in ours.keys() | _comparable(old).keys() if ours.get(k) != old.get(k))
         if differ and steps:
@@ -313,22 +310,12 @@ def open_out(out: Path, spec: SearchSpec) -> list[dict]:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise VarcasError(f"--out {out}: cannot create ({exc.strerror})") from None
-        _write(out, {"format": FORMAT_VERSION, "spec": asdict(spec), "steps": [], "result": None})
+        files.write(out, files.CAPACITY, {"spec": asdict(spec), "steps": [], "result": None})
     return steps
 
 
 def _comparable(spec: dict) -> dict:
     return {k: v for k, v in spec.items() if k not in _UNCOMPARED}
-
-
-def _write(out: Path, doc: dict) -> None:
-    """capacity.json, atomically (temp file + rename): an interrupted search keeps a whole file."""
-    tmp = out / (CAPACITY_FILE + ".tmp")
-    try:
-        tmp.write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-        os.replace(tmp, out / CAPACITY_FILE)
-    except OSError as exc:
-        raise VarcasError(f"--out {out}: cannot write {CAPACITY_FILE} ({exc.strerror})") from None
 
 
 def _complete(run_dir: Path) -> bool:
@@ -379,5 +366,5 @@ def sweep(out: Path, spec: SearchSpec, run_rate: Callable[[float, Path], Path], 
 
 
 def _save(out: Path, spec: SearchSpec, result: CapacityResult) -> None:
-    _write(out, {"format": FORMAT_VERSION, "spec": asdict(spec),
-                 "steps": [asdict(s) for s in result.steps], "result": result.to_dict()})
+    files.write(out, files.CAPACITY, {"spec": asdict(spec), "steps": [asdict(s) for s in result.steps],
+                                      "result": result.to_dict()})

@@ -8,7 +8,8 @@ the reason; the sweep goes on. Ctrl-C (or SIGTERM) ends the current run as `varc
 (in-flight requests drain, everything recorded is kept), stops the server and ends the sweep
 with status interrupted. Running the same command again resumes: configurations whose runs all
 completed are skipped, an unfinished run is moved aside (kept as <workload>.partial-N) and redone,
-failed configurations are retried. The layout is sweepdir's.
+failed configurations are retried. The layout is sweepdir's; comparison.json is written
+when the sweep ends, finished or interrupted.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from pathlib import Path
 from .. import __version__, rundir
 from ..errors import VarcasError
 from ..load.runner import LoadConfig
-from ..results import sweepdir
+from ..results import files, sweepdir
+from ..results.comparison import comparison
 from ..results.digest import digest
 from ..schedule.workloads import load_workload
-from ..signals import interrupts_raise
+from ..signals import held, interrupts_raise
 from .backend import BackendSpec, open_backend, sim_setup
 from .params import config_id, grid
 from .server import ServerStartError
@@ -84,13 +86,12 @@ def prepare(spec: SweepSpec) -> Path:
         raise VarcasError(f"--out {out}: exists and is not a sweep directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        rundir.write_json(out / sweepdir.SWEEP_FILE, {
-            "sweep_version": sweepdir.SWEEP_VERSION, "varcas_version": __version__, "identity": ident,
-            "configs": [[cid, p] for cid, p in spec.configs], "workloads": list(spec.names.values()),
-            "goodput": spec.goodput, "roofline": spec.roofline, "backend": spec.backend.public(),
-            "updated_at": _now()})
     except OSError as exc:
-        raise VarcasError(f"--out {out}: cannot write ({exc.strerror})") from None
+        raise VarcasError(f"--out {out}: cannot create ({exc.strerror})") from None
+    files.write(out, files.SWEEP, {
+        "varcas_version": __version__, "identity": ident, "configs": [[cid, p] for cid, p in spec.configs],
+        "workloads": list(spec.names.values()), "goodput": spec.goodput, "roofline": spec.roofline,
+        "backend": spec.backend.public(), "updated_at": _now()})
     return out
 
 
@@ -115,8 +116,17 @@ def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
             for line in state.get("log_tail", [])[-LOG_LINES_SHOWN:]:
                 say(f"    | {line}")
             if state["status"] == "interrupted":
+                _conclude(out)
                 raise SweepInterrupted(cid)
+    _conclude(out)
     return out
+
+
+def _conclude(out: Path) -> None:
+    """comparison.json of what the sweep has so far (also when interrupted: the report reads it).
+    Signals wait until it is written."""
+    with held():
+        comparison(out)
 
 
 def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rearm, say) -> dict:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from .. import __version__, rundir
 from ..errors import VarcasError
-from ..pipeline import PIPELINE_FILE
-from ..results import compare, sweepdir
-from ..results.comparison import comparison, roofline_target
+from ..results import compare, files, sweepdir
+from ..results.comparison import read_comparison, roofline_target
 from ..results.digest import digest
 from ..results.explain import explain
 
@@ -65,7 +64,7 @@ def load(path, baseline: str | None = None) -> Report:
     path = Path(path)
     if not path.is_dir():
         raise VarcasError(f"{path}: no such directory")
-    if (path / PIPELINE_FILE).is_file():
+    if files.exists(path, files.PIPELINE):
         report = _pipeline(path, baseline)
     elif sweepdir.is_sweep(path):
         report = _sweep(path, baseline)
@@ -75,7 +74,7 @@ def load(path, baseline: str | None = None) -> Report:
         report = _run(path)
     else:
         raise VarcasError(f"{path}: not a run, sweep or pipeline directory "
-                          f"(no {rundir.MANIFEST}, {sweepdir.SWEEP_FILE} or {PIPELINE_FILE})")
+                          f"(no {rundir.MANIFEST}, {files.SWEEP.name} or {files.PIPELINE.name})")
     report.artifacts = artifacts(path)
     return report
 
@@ -115,9 +114,7 @@ def load_group(title: str, runs: dict[str, Path], base: Path, target: dict | Non
 def sweep_groups(sweep: Path, base: Path, baseline: str | None) -> tuple[list[Group], list[str], dict]:
     """One group per workload of a sweep, the failed configurations, and sweep.json."""
     spec = sweepdir.read_sweep(sweep)
-    result = comparison(sweep, baseline=baseline, write=False)
-    with contextlib.suppress(OSError):  # a read-only sweep is reported all the same
-        rundir.write_json(sweep / sweepdir.COMPARISON_FILE, result)
+    result = read_comparison(sweep, baseline)
     groups = []
     for workload, entry in result["workloads"].items():
         rows = entry["rows"]
@@ -157,7 +154,7 @@ def _sweep(path: Path, baseline: str | None) -> Report:
 
 
 def _pipeline(path: Path, baseline: str | None) -> Report:
-    spec = sweepdir.read_json(path / PIPELINE_FILE, "pipeline manifest")
+    spec = files.read(path, files.PIPELINE)
     steps = spec.get("steps") or {}
     failures: list[str] = []
     static = _static(path, steps.get("roofline") or {}, failures)
@@ -192,7 +189,7 @@ def _pipeline(path: Path, baseline: str | None) -> Report:
     subject = _subject(spec.get("model"), spec.get("quant"), spec.get("gpu"),
                        f"measured on {spec.get('target') or 'an unnamed target'}")
     return Report("pipeline", path, f"Pipeline: {spec.get('model') or 'model'} on {spec.get('gpu') or 'GPU'}",
-                  subject, _date(spec, "updated_at", path / PIPELINE_FILE), groups, failures, static)
+                  subject, _date(spec, "updated_at", path / files.PIPELINE.name), groups, failures, static)
 
 
 def _pipeline_target(spec: dict, runs: dict[str, Path]) -> dict | None:
@@ -211,7 +208,7 @@ def _static(path: Path, step: dict, failures: list[str]) -> dict | None:
     if not file.is_file():
         return None
     try:
-        return sweepdir.read_json(file, "static roofline")
+        return files.read_json(file, "static roofline")
     except VarcasError as exc:
         failures.append(f"static roofline: {exc}")
         return None

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import rundir
 from ..errors import VarcasError
 from ..sim.config import SimConfig
-from . import compare, sweepdir
+from . import compare, files, sweepdir
 from .digest import digests
 from .explain import explain
 
@@ -58,5 +57,15 @@ def comparison(sweep: Path, *, baseline: str | None = None, slo_ms: dict | None 
                                       "(and --roofline-quant) to say what the server runs")
         out["workloads"][w] = entry
     if write:
-        rundir.write_json(sweep / sweepdir.COMPARISON_FILE, out)
+        files.write(sweep, files.COMPARISON, out)
     return out
+
+
+def read_comparison(sweep: Path, baseline: str | None = None) -> dict:
+    """The sweep's comparison as comparison.json has it; computed afresh, not written, when the
+    file is missing or was made against another baseline (the report reads, never writes)."""
+    if files.exists(sweep, files.COMPARISON):
+        stored = files.read(sweep, files.COMPARISON)
+        if baseline is None or stored.get("baseline") == baseline:
+            return stored
+    return comparison(sweep, baseline=baseline, write=False)

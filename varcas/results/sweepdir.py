@@ -12,47 +12,30 @@
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import rundir
 from ..errors import VarcasError
+from . import files
 
-SWEEP_FILE = "sweep.json"
+SWEEP_FILE = files.SWEEP.name
 CONFIG_FILE = "config.json"
-COMPARISON_FILE = "comparison.json"
-SWEEP_VERSION = 1
+COMPARISON_FILE = files.COMPARISON.name
 
 
 def is_sweep(path) -> bool:
     return (Path(path) / SWEEP_FILE).is_file()
 
 
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from path, or a one-line VarcasError naming `what`."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise VarcasError(f"{path}: missing ({what})") from None
-    except (OSError, ValueError) as exc:
-        raise VarcasError(f"{path}: unreadable {what} ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise VarcasError(f"{path}: unreadable {what} (not a JSON object)")
-    return data
-
-
 def read_sweep(path) -> dict:
     """sweep.json, version-checked."""
-    data = read_json(Path(path) / SWEEP_FILE, "sweep spec")
-    if data.get("sweep_version") != SWEEP_VERSION:
-        raise VarcasError(f"{path}: sweep format {data.get('sweep_version')!r}, this varcas reads {SWEEP_VERSION}")
-    return data
+    return files.read(Path(path), files.SWEEP)
 
 
 def read_config(sweep: Path, config_id: str) -> dict | None:
     """A configuration's config.json, or None before it was first tried."""
     path = Path(sweep) / config_id / CONFIG_FILE
-    return read_json(path, "configuration state") if path.is_file() else None
+    return files.read_json(path, "configuration state") if path.is_file() else None
 
 
 def write_config(sweep: Path, state: dict) -> None:

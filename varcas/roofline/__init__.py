@@ -43,12 +43,13 @@ from .models import (
                        model,
                        precision,
 )
+from .static import Static, static
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE", "DEFAULT_GPU_MEMORY_UTILIZATION", "FEATURES", "GPU", "Coefficients",
     "DecodeSweep", "GridResult", "Hardware", "MemoryReport", "Model", "ModelConfig", "OpResult",
-    "Operator", "PhaseResult", "Precision", "StepCost", "coefficients", "decode", "decode_sweep",
+    "Operator", "PhaseResult", "Precision", "Static", "StepCost", "coefficients", "decode", "decode_sweep",
     "gpu", "grid", "grid_reference", "hardware", "known_gpus", "known_models", "load_config",
-    "memory", "model", "operators", "phase", "phase_table", "precision", "prefill", "step_cost",
+    "memory", "model", "operators", "phase", "phase_table", "precision", "prefill", "static", "step_cost",
     "step_time_s",
 ]

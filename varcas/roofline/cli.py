@@ -4,7 +4,7 @@
         --context 512,2048 [--ops] [--sweep] [--json out.json]
 
 A thin layer over varcas.roofline: parse flags, build Hardware and Model, call phase_table,
-memory and decode_sweep, render. Bad names, files and values are one-line VarcasErrors.
+memory and decode_sweep (static.py), print. Bad names, files and values are one-line VarcasErrors.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ..clikit import OneLineParser
 from ..errors import VarcasError
-from . import analysis, gpus, models, render
+from . import analysis, gpus, models
+from .static import static
 
 
 def _ints(text: str) -> list[int]:
@@ -72,22 +73,13 @@ def run(args: argparse.Namespace) -> int:
                            step_overhead_s=args.overhead_ms / 1e3)
     m = models.model(args.model, args.quant, attention=args.attention, weights=args.weights,
                      act=args.act, kv=args.kv_dtype, group_size=args.group_size)
-    results = analysis.phase_table(hw, m, args.batch, args.prompt, args.context)
-    mems = [analysis.memory(hw, m, c, args.gpu_memory_utilization) for c in args.context]
     target = args.latency_target_ms / 1e3 if args.latency_target_ms else None
-    sweeps = [analysis.decode_sweep(hw, m, c, args.max_batch, target, args.gpu_memory_utilization)
-              for c in args.context]
-    lines = render.card(hw, m, mems[-1]) + [""] + render.phase_rows(results) + [""]
-    for s in sweeps:
-        lines += render.sweep_summary(s, args.sweep)
-    if args.ops:
-        for r in results:
-            lines += [""] + render.op_rows(r)
+    out = static(hw, m, args.batch, args.prompt, args.context, gpu_memory_utilization=args.gpu_memory_utilization,
+                 max_batch=args.max_batch, latency_target_s=target, ops=args.ops, sweep=args.sweep)
     if args.json:  # before printing: a reader that stops early (| head) must not cost the file
-        doc = render.to_json(hw, m, mems, results, sweeps)
         try:
-            Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+            Path(args.json).write_text(json.dumps(out.doc, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise VarcasError(f"cannot write {args.json}: {exc.strerror}") from None
-    print("\n".join(lines))
+    print("\n".join(out.lines))
     return 0
