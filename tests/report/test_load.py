@@ -122,3 +122,20 @@ def test_a_baseline_is_for_sweeps(run_dir, sweep_dir):
         load(run_dir, baseline="x")
     with pytest.raises(VarcasError, match="^--baseline nope: not a configuration of this sweep"):
         load(sweep_dir, baseline="nope")
+
+
+def _snapshot(path):
+    return {p.relative_to(path): (p.stat().st_size, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("which", ["run_dir", "sweep_dir", "pipeline_dir"])
+def test_loading_a_report_writes_nothing(request, tmp_path, which):
+    """The report only reads: no digest cache, no comparison.json, nothing else appears or changes."""
+    copy = tmp_path / "copy"
+    shutil.copytree(request.getfixturevalue(which), copy)
+    for cached in copy.rglob("digest.json"):  # an uncached run must be digested in memory only
+        cached.unlink()
+    (copy / COMPARISON_FILE).unlink(missing_ok=True)  # a sweep without its comparison file
+    before = _snapshot(copy)
+    assert load(copy).groups
+    assert _snapshot(copy) == before

@@ -56,8 +56,8 @@ def read(directory: Path, kind: ResultFile) -> dict:
     path = Path(directory) / kind.name
     data = read_json(path, kind.what)
     found = data.get(kind.key)
-    if found != kind.version:
-        if isinstance(found, int) and not isinstance(found, bool) and found > kind.version:
+    if type(found) is not int or found != kind.version:  # True == 1, and "1" is no version either
+        if type(found) is int and found > kind.version:
             why = "written by a newer varcas: upgrade varcas to read it"
         else:
             why = "written by an older varcas: rerun the command that made it"

@@ -17,7 +17,7 @@ RUN = ("max_concurrency", "request_timeout_s", "drain_timeout_s", "clip_to_conte
 def build_parser(prog: str) -> OneLineParser:
     p = OneLineParser(prog=prog, description="Open-loop load test of an OpenAI-compatible LLM server.")
     add_load_flags(p.add_argument_group("target"), TARGET)
-    add_load_flags(p.add_argument_group("workload and arrivals"), WORKLOAD)
+    add_load_flags(p.add_argument_group("workload and arrivals"), (*WORKLOAD, "ignore_eos"))
     add_load_flags(p.add_argument_group("run"), RUN)
     add_sim_choice_flags(p.add_argument_group("built-in simulator (the target when there is no --url)"))
     return p
