@@ -1,8 +1,8 @@
 """GPU specifications and the efficiency assumptions that turn them into a realistic machine.
 
 The shipped table is varcas/data/gpus.csv: dense (no 2:4 sparsity) tensor-core peaks per dtype,
-memory bandwidth and size, and the document each figure came from (copied from the project's
-sourced reference table). An empty peak means the GPU has no tensor-core rate for that dtype
+memory bandwidth and size, and the document each figure came from (the first rows copied from
+the project's sourced reference table, later ones sourced in docs/roofline.md). An empty peak means the GPU has no tensor-core rate for that dtype
 (T4: no bf16, no fp8; Ampere: no fp8); asking for it is an error, never a silent fallback.
 
 Users add or override GPUs without editing the package:
