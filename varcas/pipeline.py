@@ -51,6 +51,8 @@ def build_parser(prog: str) -> OneLineParser:
     add_load_flags(w, ("duration_s", "rps", "seed", "clip_to_context", "out", "quiet"), **{**SWEEP_CHANGES, "out": {
         "required": True, "help": "pipeline directory (rerun the same command to resume)"}})
     w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100")
+    w.add_argument("--ncu", metavar="FILE.csv", help="kernels measured by Nsight Compute (ncu --csv --page raw) "
+                   "for the roofline step and the report's roofline chart (docs/roofline.md)")
     return p
 
 
@@ -61,6 +63,8 @@ def _check(args) -> tuple[BackendSpec, tuple, list]:
         raise VarcasError("pipeline: --model/--gpu/--quant say what the simulator runs; drop the --sim-* flags")
     roofline.model(args.model, args.quant)  # unknown model or quantization: one line, now
     roofline.hardware(args.gpu)
+    if args.ncu:
+        roofline.read_ncu(args.ncu)  # a bad kernel file: one line, before the directory exists
     spec = backend_spec(args)
     spec.check(["max_num_seqs"] if not spec.url else [])  # the sweep fills {max_num_seqs}
     if not (spec.url or spec.server_cmd):
@@ -136,12 +140,13 @@ def _target_text(spec: BackendSpec, args) -> str:
 
 
 def _roofline(args, rdir: Path) -> dict:
-    """The static roofline of the model and GPU (`varcas roofline`'s), its text and JSON kept."""
+    """The static roofline of the model and GPU (`varcas roofline`'s), with the --ncu kernels if any,
+    its text and JSON kept."""
     from . import roofline
 
     hw, m = roofline.hardware(args.gpu), roofline.model(args.model, args.quant)
     batches = sorted({int(b) for b in args.batch_sizes.split(",")})
-    out = roofline.static(hw, m, batches, [128, 512], [512, 2048])
+    out = roofline.static(hw, m, batches, [128, 512], [512, 2048], ncu_csv=args.ncu)
     rdir.mkdir(exist_ok=True)
     rundir.write_json(rdir / "roofline.json", out.doc)
     (rdir / "roofline.txt").write_text("\n".join(out.lines) + "\n")

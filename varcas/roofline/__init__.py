@@ -10,9 +10,11 @@ step for the simulator. No other module carries hardware numbers.
     m = roofline.model("llama-2-7b", quant="awq")
     roofline.decode(hw, m, batch=8, context=2048).realistic_time_s
     roofline.step_time_s(hw, m, [(512, 0)], [700, 1300])
+    roofline.kernel_report(hw, roofline.read_ncu("kernels.csv"))  # Nsight Compute kernels
 
 Formulas and sources: formulas.py (FLOPs/bytes), analysis.py (time model, capacity),
-models.py (parameters, quantization), gpus.py (GPU table, efficiency defaults).
+models.py (parameters, quantization), gpus.py (GPU table, efficiency defaults),
+ncu.py (measured kernels: the ncu CSV layout, FLOP weights, kernel classes).
 """
 from .analysis import (
                        DEFAULT_BLOCK_SIZE,
@@ -43,13 +45,15 @@ from .models import (
                        model,
                        precision,
 )
-from .static import Static, static
+from .ncu import KernelReport, classify, kernel_report, read_ncu
+from .static import Static, kernel_roofline, static
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE", "DEFAULT_GPU_MEMORY_UTILIZATION", "FEATURES", "GPU", "Coefficients",
-    "DecodeSweep", "GridResult", "Hardware", "MemoryReport", "Model", "ModelConfig", "OpResult",
-    "Operator", "PhaseResult", "Precision", "Static", "StepCost", "coefficients", "decode", "decode_sweep",
-    "gpu", "grid", "grid_reference", "hardware", "known_gpus", "known_models", "load_config",
-    "memory", "model", "operators", "phase", "phase_table", "precision", "prefill", "static", "step_cost",
+    "DecodeSweep", "GridResult", "Hardware", "KernelReport", "MemoryReport", "Model", "ModelConfig", "OpResult",
+    "Operator", "PhaseResult", "Precision", "Static", "StepCost", "classify", "coefficients", "decode", "decode_sweep",
+    "gpu", "grid", "grid_reference", "hardware", "kernel_report", "kernel_roofline", "known_gpus", "known_models",
+    "load_config", "memory", "model", "operators", "phase", "phase_table", "precision", "prefill", "read_ncu",
+    "static", "step_cost",
     "step_time_s",
 ]

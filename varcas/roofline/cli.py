@@ -1,10 +1,13 @@
 """`varcas roofline`: the static roofline of a model on a GPU, as text and optionally JSON.
 
     varcas roofline --model llama-2-7b --gpu t4 --quant awq --batch 1,8 --prompt 128,512 \
-        --context 512,2048 [--ops] [--sweep] [--json out.json]
+        --context 512,2048 [--ops] [--sweep] [--ncu kernels.csv] [--json out.json]
+    varcas roofline --gpu h100 --ncu kernels.csv [--act bf16] [--json out.json]
 
-A thin layer over varcas.roofline: parse flags, build Hardware and Model, call phase_table,
-memory and decode_sweep (static.py), print. Bad names, files and values are one-line VarcasErrors.
+A thin layer over varcas.roofline: parse flags, build Hardware and Model, call static() (or
+kernel_roofline() when --ncu comes without --model: the measured kernels need only the GPU; --act
+then names the peak for kernels without tensor-core work, fp16 by default), print. Bad names,
+files and values are one-line VarcasErrors.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 from ..clikit import OneLineParser
 from ..errors import VarcasError
 from . import analysis, gpus, models
-from .static import static
+from .static import kernel_roofline, static
 
 
 def _ints(text: str) -> list[int]:
@@ -29,9 +32,10 @@ def _ints(text: str) -> list[int]:
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
-    p = OneLineParser(prog=prog, description="Static roofline of prefill and decode for a model on a GPU.")
-    p.add_argument("--model", required=True, help=f"shipped name ({', '.join(models.known_models())}) "
-                   "or path of a config.json (or its folder)")
+    p = OneLineParser(prog=prog, description="Static roofline of prefill and decode for a model on a GPU, "
+                      "and kernels measured by Nsight Compute on it (--ncu).")
+    p.add_argument("--model", help=f"shipped name ({', '.join(models.known_models())}) "
+                   "or path of a config.json (or its folder); optional with --ncu")
     p.add_argument("--gpu", required=True, help="GPU name (e.g. t4, a100-80gb, h100) or "
                    "NAME:bw_gbps=..,fp16_tflops=..,mem_gb=.. (known NAME: override those fields)")
     p.add_argument("--gpu-file", help="CSV or JSON of GPUs that add to / replace the shipped table")
@@ -59,6 +63,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="achievable fraction of peak FLOP/s (realistic model)")
     p.add_argument("--overhead-ms", type=float, default=gpus.DEFAULT_STEP_OVERHEAD_S * 1e3,
                    help="fixed per-step overhead in ms (realistic model)")
+    p.add_argument("--ncu", metavar="FILE.csv", help="kernels measured by Nsight Compute (ncu --csv --page raw "
+                   "output, docs/roofline.md) placed on the same roofline")
     p.add_argument("--json", metavar="PATH", help="also write all numbers as JSON to PATH")
     return p
 
@@ -68,14 +74,20 @@ def run(args: argparse.Namespace) -> int:
         raise VarcasError(f"--max-batch must be >= 1, got {args.max_batch}")
     if args.latency_target_ms is not None and not args.latency_target_ms > 0:
         raise VarcasError(f"--latency-target-ms must be > 0, got {args.latency_target_ms}")
+    if args.model is None and args.ncu is None:
+        raise VarcasError("--model is required (without a model, --ncu FILE.csv places measured kernels alone)")
     hw = gpus.hardware(args.gpu, args.gpu_file, bw_efficiency=args.bw_efficiency,
                            compute_efficiency=args.compute_efficiency,
                            step_overhead_s=args.overhead_ms / 1e3)
-    m = models.model(args.model, args.quant, attention=args.attention, weights=args.weights,
-                     act=args.act, kv=args.kv_dtype, group_size=args.group_size)
-    target = args.latency_target_ms / 1e3 if args.latency_target_ms else None
-    out = static(hw, m, args.batch, args.prompt, args.context, gpu_memory_utilization=args.gpu_memory_utilization,
-                 max_batch=args.max_batch, latency_target_s=target, ops=args.ops, sweep=args.sweep)
+    if args.model is None:
+        out = kernel_roofline(hw, args.ncu, args.act or "fp16")
+    else:
+        m = models.model(args.model, args.quant, attention=args.attention, weights=args.weights,
+                         act=args.act, kv=args.kv_dtype, group_size=args.group_size)
+        target = args.latency_target_ms / 1e3 if args.latency_target_ms else None
+        out = static(hw, m, args.batch, args.prompt, args.context, gpu_memory_utilization=args.gpu_memory_utilization,
+                     max_batch=args.max_batch, latency_target_s=target, ops=args.ops, sweep=args.sweep,
+                     ncu_csv=args.ncu)
     if args.json:  # before printing: a reader that stops early (| head) must not cost the file
         try:
             Path(args.json).write_text(json.dumps(out.doc, indent=2) + "\n", encoding="utf-8")

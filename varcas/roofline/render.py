@@ -1,8 +1,9 @@
 """Text and JSON rendering of roofline results for `varcas roofline`.
 
 Text: the hardware and model card (peak, bandwidth, ridge, parameters, weight and KV memory),
-the phase table, the decode-vs-batch summary and, on request, per-operator tables. JSON: the same
-numbers in SI units (FLOPs, bytes, seconds) so other tools need no parsing of text.
+the phase table, the decode-vs-batch summary and, on request, per-operator tables; for kernels
+measured by Nsight Compute (ncu.py), a table per class and per kernel. JSON: the same numbers in
+SI units (FLOPs, bytes, seconds) so other tools need no parsing of text.
 Weight memory is reported in bytes and bits per parameter, never as "effective parameters".
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from .analysis import DecodeSweep, MemoryReport, PhaseResult
 from .gpus import Hardware
 from .models import Model
+from .ncu import KernelReport, Stats
 
 
 def _si(value: float, unit: str) -> str:
@@ -19,12 +21,15 @@ def _si(value: float, unit: str) -> str:
     return f"{value:.3g} {unit}"
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+def _table(headers: list[str], rows: list[list[str]], left: int = 0) -> list[str]:
+    """Columns padded to their widest cell; the first `left` columns (names) align left."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.rjust(w) for h, w in zip(headers, widths))
-    out = [line, "-" * len(line)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
-    return out
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    head = line(headers)
+    return [head, "-" * len(head)] + [line(r) for r in rows]
 
 
 def card(hw: Hardware, m: Model, mem: MemoryReport) -> list[str]:
@@ -92,14 +97,66 @@ def sweep_summary(s: DecodeSweep, full: bool) -> list[str]:
     return out
 
 
+def gpu_line(hw: Hardware, dtype: str) -> list[str]:
+    """The GPU alone, for a roofline of measured kernels without a model."""
+    g = hw.gpu
+    return [f"GPU: {g.display_name} ({g.name}); peak {dtype} {g.peak(dtype) / 1e12:.1f} TFLOPS dense; "
+            f"memory BW {g.bandwidth / 1e9:.0f} GB/s; ridge point {g.ridge(dtype):.1f} FLOP/byte"]
+
+
+def gpu_json(hw: Hardware, dtype: str) -> dict:
+    """The GPU's figures in SI units, the ridge point at `dtype`."""
+    g = hw.gpu
+    return {"name": g.name, "display_name": g.display_name, "memory_bytes": g.memory_bytes,
+            "bandwidth_bytes_per_s": g.bandwidth, "peak_flops": dict(g.peaks),
+            "ridge_flop_per_byte": g.ridge(dtype), "source": g.source, "confidence": g.confidence}
+
+
+def _short(name: str, width: int = 60) -> str:
+    """A kernel name fit for a table: no "void ", anonymous namespaces or arguments, at most `width` characters."""
+    name = name.removeprefix("void ").replace("(anonymous namespace)::", "").split("(")[0] or name
+    return name if len(name) <= width else name[:width - 3] + "..."
+
+
+def _stats_cells(s: Stats, total_s: float) -> list[str]:
+    roof = s.roof_flops_per_s
+    return [str(s.launches), f"{100 * s.time_s / total_s:.1f}", f"{s.time_s * 1e6:,.1f}",
+            "-" if s.ai is None else f"{s.ai:.1f}", f"{s.flops_per_s / 1e12:.3g}", f"{s.bytes_per_s / 1e9:,.0f}",
+            "-" if roof is None else f"{roof / 1e12:.3g}", f"{100 * s.fraction_of_roof:.0f}"]
+
+
+def kernel_rows(r: KernelReport) -> list[str]:
+    """Measured kernels per class, then per kernel: time share, AI, achieved rates, roof at that AI."""
+    stats = ["launches", "% time", "time us", "AI", "TFLOP/s", "GB/s", "roof TFLOP/s", "% roof"]
+    title = (f"Kernels measured by Nsight Compute ({r.source}): {r.time_s * 1e6:,.1f} us of GPU time; "
+             f"roof = min(peak of the kernel's dtype, AI x {r.bandwidth / 1e9:.0f} GB/s)")
+    groups = _table(["class", *stats], [[g.name, *_stats_cells(g, r.time_s)] for g in r.groups], left=1)
+    kernels = _table(["kernel", "class", "dtype", *stats],
+                     [[_short(k.name), k.kind, k.dtype, *_stats_cells(k, r.time_s)] for k in r.kernels], left=3)
+    return [title] + groups + [""] + kernels
+
+
+def _stats_json(s: Stats, total_s: float) -> dict:
+    return {"name": s.name, "class": s.kind, "launches": s.launches, "dtype": s.dtype, "peak_flops": s.peak_flops,
+            "time_s": s.time_s, "time_share": s.time_s / total_s, "flops": s.flops, "tensor_flops": s.tensor_flops,
+            "bytes": s.bytes, "ai": s.ai, "flops_per_s": s.flops_per_s, "bytes_per_s": s.bytes_per_s,
+            "roof_flops_per_s": s.roof_flops_per_s, "roof_time_s": s.roof_time_s,
+            "fraction_of_roof": s.fraction_of_roof}
+
+
+def kernels_json(r: KernelReport) -> dict:
+    """The kernel tables in SI units; "ai" and "roof_flops_per_s" are null where no byte or FLOP was counted."""
+    return {"source": r.source, "default_dtype": r.default_dtype, "bandwidth_bytes_per_s": r.bandwidth,
+            "time_s": r.time_s, "groups": [_stats_json(g, r.time_s) for g in r.groups],
+            "kernels": [_stats_json(k, r.time_s) for k in r.kernels]}
+
+
 def to_json(hw: Hardware, m: Model, mems: list[MemoryReport], results: list[PhaseResult],
             sweeps: list[DecodeSweep]) -> dict:
     """Everything the text shows, in SI units."""
-    g, c, p = hw.gpu, m.config, m.precision
+    c, p = m.config, m.precision
     return {
-        "gpu": {"name": g.name, "display_name": g.display_name, "memory_bytes": g.memory_bytes,
-                "bandwidth_bytes_per_s": g.bandwidth, "peak_flops": dict(g.peaks),
-                "ridge_flop_per_byte": g.ridge(p.act), "source": g.source, "confidence": g.confidence},
+        "gpu": gpu_json(hw, p.act),
         "efficiency": {"bandwidth": hw.bw_efficiency, "compute": hw.compute_efficiency,
                        "step_overhead_s": hw.step_overhead_s},
         "model": {"name": c.name, "params": c.params, "embedding_params": c.embedding_params,
