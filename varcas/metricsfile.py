@@ -1,13 +1,16 @@
 """metrics.arrows / metrics.parquet, the run directory's server telemetry (beside rundir.py's
-request rows): one row per Prometheus sample per scrape, long format.
+request rows): one row per sample per scrape, long format, of every source the scraper polls
+(varcas.telemetry.scrape): the server's /metrics, a dcgm-exporter's (DCGM_FI_DEV_GPU_UTIL, ...)
+and NVML's readings of this host's GPUs (nvml:gpu_utilization_percent, ...; telemetry/nvml.py).
 
-  t_ns    int64      when the scrape's answer arrived (CLOCK_MONOTONIC ns, the run's clock)
+  t_ns    int64      when the sample's answer arrived (CLOCK_MONOTONIC ns, the run's clock)
   name    string     the sample's name as exposed (vllm:prompt_tokens_total, ..._bucket, ...)
   labels  string     its labels as a JSON object with sorted keys ({"le":"0.5","model_name":"m"})
   value   float64
-The scraper appends one record batch per scrape to metrics.arrows (flushed at once, so a run
-that dies keeps every scrape so far); the run's end converts it to metrics.parquet. duckdb and
-pandas read it as is: `select * from 'metrics.parquet' where name = 'vllm:num_requests_running'`.
+The scraper appends one record batch per sample to metrics.arrows (flushed at once, so a run
+that dies keeps every sample so far); the run's end converts it to metrics.parquet, rows in
+t_ns order. duckdb and pandas read it as is:
+`select * from 'metrics.parquet' where name = 'vllm:num_requests_running'`.
 """
 from __future__ import annotations
 
@@ -54,7 +57,8 @@ def finish(run_dir: Path) -> int | None:
                     break
     except (pa.ArrowInvalid, OSError):
         pass  # no complete schema: the scraper died before its first scrape
-    table = pa.Table.from_batches(batches, schema=METRICS_SCHEMA)
+    # the sources sample in threads of their own: their batches interleave (sort_by is stable)
+    table = pa.Table.from_batches(batches, schema=METRICS_SCHEMA).sort_by("t_ns")
     tmp = dst.with_name(dst.name + ".tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")

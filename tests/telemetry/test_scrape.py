@@ -89,20 +89,26 @@ def exposition():
         srv.server_close()
 
 
-@pytest.mark.parametrize("mode, scrapes, error", [
-    ("ok", (3, 9), None),  # the first, about five in 1.2 s at 0.2 s (fewer on a starved CPU), the last
-    ("none", (0, 0), "404: the server has no /metrics"),
-    ("garbage", (0, 0), "ValueError"),
-    ("stall", (0, 1), "Timeout"),
+@pytest.mark.parametrize("mode, scrapes, error, warned", [
+    ("ok", (3, 9), None, False),  # the first, about five in 1.2 s at 0.2 s (fewer on a starved CPU), the last
+    ("none", (0, 0), "404: no metrics at this path", False),  # a server without /metrics: common, no warning
+    ("garbage", (0, 0), "ValueError", True),
+    ("stall", (0, 1), "Timeout", None),  # one scrape may get through at the end: a warning or none
 ])
-def test_the_scraper_against_good_absent_garbage_and_stalled_exposition(tmp_path, exposition, mode, scrapes, error):
-    scraper = scrape.start(exposition(mode), tmp_path, 0.2, {}, False)
+def test_the_scraper_against_good_absent_garbage_and_stalled_exposition(tmp_path, exposition, mode, scrapes, error,
+                                                                        warned):
+    url = exposition(mode)
+    scraper = scrape.start(url, tmp_path, 0.2, {}, False, nvml_wanted=False)
     time.sleep(1.2)
     t0 = time.monotonic()
-    summary = scrape.finish(scraper, tmp_path, 0.2)
+    summary, warnings = scrape.finish(scraper, tmp_path, 0.2)
     assert time.monotonic() - t0 < 11  # stops within its bound, even mid-stall
     assert scrapes[0] <= summary["scrapes"] <= scrapes[1], summary
     assert (error is None and summary["error"] is None) or error in summary["error"], summary
+    assert summary["sources"]["server"].startswith(f"{url}: {summary['scrapes']} ok, ")
+    assert summary["sources"]["nvml"] == "off"
+    if warned is not None:
+        assert warnings == ([f"telemetry: the server's /metrics never answered: {summary['error']}"] if warned else [])
     table = metricsfile.read(tmp_path)
     if summary["scrapes"]:
         assert table.num_rows == 6 * summary["scrapes"] == summary["rows"]

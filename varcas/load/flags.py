@@ -59,7 +59,13 @@ LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
                                                          help="scrape the server's Prometheus /metrics every S seconds "
                                                               "into metrics.parquet (default 0.5)")),
     "no_metrics": (("--no-metrics",), dict(dest="metrics_interval_s", action="store_const", const=0.0,
-                                           help="do not scrape /metrics")),
+                                           help="do not scrape /metrics (nor GPU telemetry)")),
+    "gpu_metrics_url": (("--gpu-metrics-url",), dict(metavar="URL", help="a dcgm-exporter's /metrics (e.g. "
+                                                     "http://gpu-host:9400/metrics), scraped beside the server's "
+                                                     "into metrics.parquet: the GPUs of a remote server")),
+    "gpu_metrics": (("--no-gpu-metrics",), dict(action="store_false", help="do not sample this host's GPUs through "
+                                                "NVML (done when the server runs here and nvidia-ml-py is "
+                                                "installed: pip install 'varcas[gpu]')")),
     "out": (("--out",), dict(help="run directory (default runs/<UTC timestamp>-<workload>)")),
     "quiet": (("--quiet",), dict(action="store_true", help="no live progress")),
 }

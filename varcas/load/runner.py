@@ -81,6 +81,8 @@ class LoadConfig:
     clip_to_context: bool = False  # shorten requests that exceed the model's max_model_len
     fail_fast: int = 20  # stop when the first N finished requests all failed alike (0: never)
     metrics_interval_s: float = 0.5  # scrape the server's /metrics this often into metrics.parquet (0: never)
+    gpu_metrics_url: str | None = None  # a dcgm-exporter's /metrics, scraped beside the server's
+    gpu_metrics: bool = True  # sample this host's GPUs through NVML when the server runs here
     quiet: bool = False
     sim: dict = field(default_factory=dict)  # the simulator's settings when there is no url (varcas.targets)
 
@@ -89,6 +91,7 @@ class LoadConfig:
         header may carry a credential: Ocp-Apim-Subscription-Key, X-Goog-Api-Key, ...)."""
         d = asdict(self)
         d["headers"] = [_mask_header(h) for h in self.headers]
+        d["gpu_metrics_url"] = self.gpu_metrics_url and scrape.public_url(self.gpu_metrics_url)
         return d
 
 
@@ -97,16 +100,20 @@ def _mask_header(text: str) -> str:
     return f"{name.strip()}: ***" if sep else "***"
 
 
+MASKED_FLAGS = {"--header": _mask_header, "--gpu-metrics-url": scrape.public_url}
+
+
 def public_argv(argv: list[str]) -> list[str]:
-    """argv as stored in run.json: the value of every --header masked as in public()."""
-    out, mask_next = [], False
+    """argv as stored in run.json: the values of --header and --gpu-metrics-url masked as in public()."""
+    out, mask = [], None
     for arg in argv:
-        if mask_next:
-            arg, mask_next = _mask_header(arg), False
-        elif arg == "--header":
-            mask_next = True
-        elif arg.startswith("--header="):
-            arg = "--header=" + _mask_header(arg[len("--header="):])
+        flag, eq, value = arg.partition("=")
+        if mask is not None:
+            arg, mask = mask(arg), None
+        elif arg in MASKED_FLAGS:
+            mask = MASKED_FLAGS[arg]
+        elif eq and flag in MASKED_FLAGS:
+            arg = f"{flag}={MASKED_FLAGS[flag](value)}"
         out.append(arg)
     return out
 
@@ -131,6 +138,10 @@ def prepare(cfg: LoadConfig) -> Prepared:
         raise VarcasError(f"--fail-fast must be an integer >= 0, got {cfg.fail_fast!r}")
     if not 0 <= cfg.metrics_interval_s <= 3600 or cfg.metrics_interval_s != cfg.metrics_interval_s:
         raise VarcasError(f"--metrics-interval must be between 0 and 3600 seconds, got {cfg.metrics_interval_s}")
+    if cfg.gpu_metrics_url is not None:
+        if not cfg.metrics_interval_s:
+            raise VarcasError("--gpu-metrics-url needs telemetry on: drop --no-metrics or --metrics-interval 0")
+        scrape.split_auth(cfg.gpu_metrics_url)  # a URL that is not one: an error now, not a warning at the end
     for name, value in (("--request-timeout", cfg.request_timeout_s), ("--drain-timeout", cfg.drain_timeout_s)):
         if not value > 0 or value != value or value == float("inf"):
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
@@ -216,14 +227,16 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
         write_manifest(run_dir, manifest)
         _raise_fd_limit()
         if cfg.metrics_interval_s:
-            scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure)
+            scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure,
+                                   cfg.gpu_metrics_url, cfg.gpu_metrics and target_kind == "server")
         outcome = _execute(prep, plan, builder, target, run_dir, console, api_key, rearm)
     except KeyboardInterrupt:  # a signal outside the event loop's own handling
         outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
                    "ended_at": datetime.now(timezone.utc).isoformat()}
     with held():
         if scraper is not None:
-            manifest["telemetry"] = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
+            manifest["telemetry"], notes = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
+            manifest["warnings"] += notes
         _finish(run_dir, manifest, outcome)
     return run_dir
 

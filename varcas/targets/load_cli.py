@@ -11,7 +11,7 @@ from ..sim.flags import add_sim_choice_flags, sim_choices
 from . import run_load
 
 RUN = ("max_concurrency", "request_timeout_s", "drain_timeout_s", "clip_to_context", "fail_fast",
-       "metrics_interval_s", "no_metrics", "out", "quiet")
+       "metrics_interval_s", "no_metrics", "gpu_metrics_url", "gpu_metrics", "out", "quiet")
 
 
 def build_parser(prog: str) -> OneLineParser:
