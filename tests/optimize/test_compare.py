@@ -1,17 +1,22 @@
 """The comparison table, Pareto front and recommendations, on hand-made digests with known answers."""
 import pytest
+from rich.console import Console
 
+from varcas.analyze.catalog import COMPARED
+from varcas.optimize.render import print_comparison
 from varcas.results import compare
+from varcas.results.digest import Digest, Timeline
 
 
 def fake_digest(tput, ttft99, tpot99, *, overloaded=False, steady=True, rps=1.0):
     block = {"output_throughput": tput, "request_throughput": rps, "request_goodput": None,
              "median_ttft_ms": ttft99 / 2, "p99_ttft_ms": ttft99, "median_tpot_ms": tpot99 / 2, "p99_tpot_ms": tpot99,
              "median_e2el_ms": 1000.0, "p99_e2el_ms": 2000.0}
-    return {"path": "/x", "scope": "steady", "offered_rps": rps, "mean_in_flight": 4.0, "mean_input_tokens": 200.0,
-            "mean_output_tokens": 100.0,
-            "summary": {"steady": block, "warnings": [],
-                        "verdict": {"overloaded": overloaded, "steady_state": steady, "text": "t"}}}
+    return Digest(key={}, run="w", path="/x", workload="w", scope="steady",
+                  summary={"steady": block, "warnings": [],
+                           "verdict": {"overloaded": overloaded, "steady_state": steady, "text": "t"}},
+                  offered_rps=rps, mean_in_flight=4.0, mean_input_tokens=200.0, mean_output_tokens=100.0,
+                  cdf_percents=(), cdf_ms={}, timeline=Timeline((), (), (), (), (), ()))
 
 
 def rows_for(figures, params=None):
@@ -101,8 +106,8 @@ def test_recommendations_carry_the_server_flags_that_set_them():
 
 
 def test_the_roofline_uses_the_servers_running_batch_when_it_has_one():
-    from varcas.results.labels import achieved_batch
     from varcas.results.explain import explain
+    from varcas.results.labels import achieved_batch
 
     base = {"config": "max_num_seqs-16", "params": {"max_num_seqs": "16"}, "metrics": {"output_throughput": 500.0},
             "mean_input_tokens": 200.0, "mean_output_tokens": 100.0, "mean_in_flight": 14.6}
@@ -111,3 +116,15 @@ def test_the_roofline_uses_the_servers_running_batch_when_it_has_one():
     assert (measured["achieved_batch"], measured["achieved_batch_source"]) == (6, "server")
     assert measured["predicted_tokens_per_s_achieved"] < inferred["predicted_tokens_per_s_achieved"]
     assert [achieved_batch(p) for p in (inferred, measured)] == ["15", "6 (server)"]
+
+
+def test_rows_and_the_terminal_comparison_carry_every_compared_figure_of_the_metric_table():
+    rows = rows_for({"1": (100.0, 400.0, 20.0), "8": (450.0, 200.0, 30.0)})
+    assert list(rows[1]["metrics"]) == list(rows[1]["change"]) == [f.key for f in COMPARED]
+    assert rows[1]["metrics"]["e2el_p50"] == 1000.0 and rows[1]["metrics"]["tpot_p99"] == 30.0
+    console = Console(record=True, width=200)
+    print_comparison({"baseline": "1", "workloads": {"w": {"rows": rows, "pareto": compare.pareto(rows),
+                                                           "recommendations": compare.recommend(rows, {})}}}, console)
+    lines = console.export_text().splitlines()
+    for f in COMPARED:
+        assert any(line.lstrip("│ ").startswith(f.heading + " ") for line in lines), f.heading

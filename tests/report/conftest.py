@@ -16,8 +16,9 @@ import pytest
 
 from varcas.cli import main
 from varcas.load.runner import LoadConfig
-from varcas.results import compare
 from varcas.report.load import Group, Report
+from varcas.results import compare
+from varcas.results.digest import Digest, Timeline
 from varcas.results.explain import explain
 from varcas.sim import SimConfig, resolve
 from varcas.targets.offline import simulate
@@ -102,23 +103,23 @@ OVERLOADED_TEXT = "The server is overloaded at this rate: the backlog grew. The 
 
 
 def fake_digest(config: str, tput: float, ttft_p99: float, tpot_p99: float, *, overloaded: bool = False,
-                warnings: tuple = ()) -> dict:
-    """The parts of a digest (varcas.results.digest) that compare and the report read."""
+                warnings: tuple = ()) -> Digest:
+    """A digest (varcas.results.digest) with the summary parts that compare and the report read."""
     block = {"output_throughput": tput, "request_throughput": tput / 200, "request_goodput": None,
              "median_ttft_ms": ttft_p99 / 2, "p99_ttft_ms": ttft_p99, "median_tpot_ms": tpot_p99 / 2,
              "p99_tpot_ms": tpot_p99, "median_e2el_ms": ttft_p99 * 3, "p99_e2el_ms": ttft_p99 * 6}
     verdict = {"overloaded": overloaded, "steady_state": not overloaded, "reasons": [],
                "text": OVERLOADED_TEXT if overloaded else "Steady: completions kept up with arrivals."}
-    return {"path": f"/nowhere/{config}/chat_medium", "scope": "steady", "offered_rps": 0.8, "mean_in_flight": 3.0,
-            "mean_input_tokens": 200.0, "mean_output_tokens": 100.0,
-            "summary": {"steady": block, "window": {"start_s": 10.0, "end_s": 110.0, "source": "detected"},
-                        "verdict": verdict, "warnings": list(warnings)},
-            "cdf_percents": [0.0, 50.0, 100.0],
-            "cdf_ms": {"ttft": [ttft_p99 / 10, ttft_p99 / 2, ttft_p99],
-                       "tpot": [tpot_p99 / 2, tpot_p99 / 1.5, tpot_p99],
-                       "itl": [1.0, 2.0, 3.0], "e2el": [ttft_p99, ttft_p99 * 3, ttft_p99 * 6]},
-            "timeline": {"t_s": [0, 1, 2, 3], "sent": [1, 1, 1, 0], "completed": [0, 1, 1, 1],
-                         "in_flight": [1, 2, 1, 0], "output_tokens": [0, tput, tput, 0], "errors": [0, 0, 0, 0]}}
+    return Digest(
+        key={}, run="chat_medium", path=f"/nowhere/{config}/chat_medium", workload="chat_medium", scope="steady",
+        summary={"steady": block, "window": {"start_s": 10.0, "end_s": 110.0, "source": "detected"},
+                 "verdict": verdict, "warnings": list(warnings)},
+        offered_rps=0.8, mean_in_flight=3.0, mean_input_tokens=200.0, mean_output_tokens=100.0,
+        cdf_percents=(0.0, 50.0, 100.0),
+        cdf_ms={"ttft": (ttft_p99 / 10, ttft_p99 / 2, ttft_p99), "tpot": (tpot_p99 / 2, tpot_p99 / 1.5, tpot_p99),
+                "itl": (1.0, 2.0, 3.0), "e2el": (ttft_p99, ttft_p99 * 3, ttft_p99 * 6)},
+        timeline=Timeline(t_s=(0, 1, 2, 3), sent=(1, 1, 1, 0), completed=(0, 1, 1, 1), in_flight=(1, 2, 1, 0),
+                          output_tokens=(0, tput, tput, 0), errors=(0, 0, 0, 0)))
 
 
 @pytest.fixture

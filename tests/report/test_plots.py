@@ -3,9 +3,12 @@ say prediction or measurement, runs that are not a steady state are drawn apart,
 front holds exactly the front, long timelines are binned."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from varcas.analyze.catalog import LATENCY, METRICS
 from varcas.report.plots import (
     Point,
     bars,
@@ -110,7 +113,17 @@ def test_figures_are_in_page_order(synthetic_report):
 
 
 def test_no_cdf_figure_when_no_request_completed(synthetic_report):
-    for d in synthetic_report.groups[0].digests.values():
-        d["cdf_ms"] = dict.fromkeys(d["cdf_ms"])
+    digests = synthetic_report.groups[0].digests
+    for config, d in digests.items():
+        digests[config] = replace(d, cdf_ms=dict.fromkeys(d.cdf_ms))
     titles = [fig.layout.title.text for _, fig in figures(synthetic_report)]
     assert "chat_medium: latency CDFs" not in titles and len(titles) == 4
+
+
+def test_the_cdf_panels_are_the_metric_tables_compared_latencies_with_label_and_unit(synthetic_group):
+    fig = cdfs(synthetic_group)
+    shown = [m for m in METRICS if m.compared and m.kind == LATENCY]
+    assert [a.text for a in fig.layout.annotations] == [m.label for m in shown] == ["TTFT", "TPOT", "E2E"]
+    assert [fig.layout[f"xaxis{i or ''}"].title.text for i in range(len(shown))] == [m.unit for m in shown]
+    d = synthetic_group.digests["max_num_seqs-4"]
+    assert [list(t.x) for t in fig.data if t.legendgroup == "max_num_seqs-4"] == [list(d.cdf_ms[m.name]) for m in shown]

@@ -2,6 +2,7 @@
 state, failures with their reason, flags as vLLM spells them, labelled roofline columns."""
 from __future__ import annotations
 
+from varcas.analyze.catalog import COMPARED
 from varcas.report.findings import findings, pareto_line, trust_warnings
 from varcas.report.markdown import table as markdown_table
 from varcas.report.tables import (
@@ -26,7 +27,8 @@ def test_the_comparison_table_has_each_figure_with_its_change_and_marks_what_is_
     assert t.title == "chat_medium: each configuration's steady window, change against max_num_seqs-1"
     assert t.headers == ["metric", "max_num_seqs-1 ⚠ overloaded", "max_num_seqs-4", "max_num_seqs-8",
                          "max_num_seqs-16 ✗ failed"]
-    assert _row(t, "output tokens/s (tok/s)") == ["output tokens/s (tok/s)", "50", "150 (+200%)", "160 (+220%)", "-"]
+    assert _row(t, "output throughput (tok/s)") == ["output throughput (tok/s)", "50", "150 (+200%)", "160 (+220%)",
+                                                    "-"]
     assert _row(t, "TTFT p99 (ms)") == ["TTFT p99 (ms)", "90,000", "500 (-99%)", "800 (-99%)", "-"]
     assert _row(t, "TPOT p99 (ms)") == ["TPOT p99 (ms)", "20", "30 (+50%)", "40 (+100%)", "-"]
     assert _row(t, "offered load (req/s)") == ["offered load (req/s)", "0.8", "0.8", "0.8", "-"]
@@ -41,7 +43,8 @@ def test_the_markdown_table_is_a_pipe_table_with_numbers_right_aligned(synthetic
     assert lines[2] == ("| metric | max_num_seqs-1 ⚠ overloaded | max_num_seqs-4 | max_num_seqs-8 "
                         "| max_num_seqs-16 ✗ failed |")
     assert lines[3] == "|:---|---:|---:|---:|---:|"
-    assert lines[5] == "| output tokens/s (tok/s) | 50 | 150 (+200%) | 160 (+220%) | - |"
+    assert lines[5] == "| request throughput (req/s) | 0.25 | 0.75 (+200%) | 0.8 (+220%) | - |"
+    assert lines[7] == "| output throughput (tok/s) | 50 | 150 (+200%) | 160 (+220%) | - |"
     assert lines[-1] == f"_{FLAG_NOTE}_"
 
 
@@ -171,3 +174,8 @@ def test_static_findings_are_labelled_model_predictions(synthetic_report):
         "sequences.",
         "Model prediction: decode at context 64 turns compute-bound at batch 300; the KV cache holds 900 such "
         "sequences."]
+
+
+def test_the_comparison_table_has_a_row_per_compared_figure_of_the_metric_table(synthetic_group):
+    t = comparison_table(synthetic_group)
+    assert [r[0] for r in t.rows[1:1 + len(COMPARED)]] == [f.heading for f in COMPARED]

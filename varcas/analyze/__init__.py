@@ -5,6 +5,8 @@
     summary = summarize(run, goodput={"ttft": 500})
     summary.to_dict()["p99_ttft_ms"]                # vLLM's result keys, and varcas's own
     render(summary)                                  # the rich table `varcas analyze` prints
+
+Every metric's name, label, unit and definition: catalog.METRICS (one table, read by every output).
 """
 from .metrics import Block, Distribution, RequestMetrics, Timeline, request_metrics
 from .render import render

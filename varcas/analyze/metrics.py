@@ -1,28 +1,14 @@
-"""Metric definitions over a Run: per-request latencies, distributions, throughput, goodput
-and per-second timelines. Numbers are identical to vLLM's benchmark (vllm/benchmarks/serve.py)
-wherever both define a metric.
+"""Metric computations over a Run: per-request latencies, distributions, throughput, goodput
+and per-second timelines. Each metric's name, label, unit and one-line definition are in
+catalog.METRICS; numbers are identical to vLLM's benchmark (vllm/benchmarks/serve.py) wherever
+both define a metric. The rules every definition shares:
 
   successful    error is null. Latency and throughput figures use successful requests only;
                 failed ones are counted (completed / failed), as in vLLM.
-  TTFT          first_token_ns - sent_ns
-  E2EL          last content event - sent_ns (not the usage chunk or [DONE])
-  TPOT          (E2EL - TTFT) / (output_tokens - 1), requests with more than one output token
-  ITL           successive differences of token_ns, pooled over successful requests
   output tokens the server's usage count; the number of content events where it sent none
   input tokens  the server's usage count; requested_input_tokens where it sent none
-  send lag      sent_ns - scheduled_ns - slot_wait_ns (the generator's own delay)
-  slot wait     slot_wait_ns (waiting for a --max-concurrency slot)
-  open-loop     last content event - scheduled_ns: what a user arriving on schedule sees
-  duration      (last end_ns among all requests) - start_ns, start_ns being schedule time 0:
-                the benchmark's wall time, as vLLM measures it
-  throughput    completed / duration; output (and input + output) tokens of successful
-                requests / duration
-  goodput       successful requests meeting every SLO (value <= limit) per second of duration;
-                TPOT counts as 0 for requests with at most one output token, as in vLLM
-  peak tokens/s the most content events of successful requests in one 1-second bin (bins
-                start at start_ns), from the recorded event times
-  peak concurrency  the most requests between sent_ns and end_ns at one instant (exact;
-                vLLM approximates it per second)
+  duration      the scope's length; for the whole run, (last end_ns among all requests) -
+                start_ns, start_ns being schedule time 0
 
 A scope restricts all this to a time window [t0, t1) (the steady state): latencies describe
 requests *scheduled* in the window, throughput counts requests *finishing* in it and divides
@@ -35,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import kernels
+from .catalog import METRICS, SLO_METRICS
 from .run import NO_COUNT, NO_ERROR, NO_TIME, Run
 
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
-SLO_METRICS = ("ttft", "tpot", "e2el")  # vLLM's --goodput keys
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,6 +181,22 @@ def good_requests(rm: RequestMetrics, goodput: dict) -> np.ndarray:
     return rm.measured & kernels.slo_mask(rm.ttft_ns, tpot, rm.e2el_ns, *slo_limits(goodput))
 
 
+_SAMPLES = {  # distribution name -> its samples (ns) among the selected requests
+    "ttft": lambda run, rm, sel: rm.ttft_ns[rm.measured & sel],
+    "tpot": lambda run, rm, sel: rm.tpot_ns[rm.measured & sel & ~np.isnan(rm.tpot_ns)],
+    "itl": lambda run, rm, sel: kernels.itl_gaps(run.token_offsets, run.token_ns, rm.measured & sel)[1],
+    "e2el": lambda run, rm, sel: rm.e2el_ns[rm.measured & sel],
+    "open_loop": lambda run, rm, sel: rm.open_loop_ns[rm.measured & sel],
+    "send_lag": lambda run, rm, sel: rm.send_lag_ns[rm.sent & sel],
+    "slot_wait": lambda run, rm, sel: run.slot_wait_ns[rm.sent & sel],
+}
+
+
+def samples(run: Run, rm: RequestMetrics, selected: np.ndarray, name: str) -> np.ndarray:
+    """The samples (ns) of one distribution (catalog.METRICS) among the selected requests."""
+    return _SAMPLES[name](run, rm, selected)
+
+
 def measure(run, rm, series, *, t0_ns, t1_ns, selected, served, good, percents, slot_wait) -> Block:
     """Every figure of one scope: selected requests give latencies, served ones throughput.
 
@@ -205,16 +207,8 @@ def measure(run, rm, series, *, t0_ns, t1_ns, selected, served, good, percents, 
     length_s = (t1_ns - t0_ns) / NS_PER_S
     per_s = (lambda x: x / length_s) if length_s > 0 else (lambda x: None)
     measured = rm.measured & selected
-    latency = {
-        "ttft": distribution(rm.ttft_ns[measured], percents),
-        "tpot": distribution(rm.tpot_ns[measured & ~np.isnan(rm.tpot_ns)], percents),
-        "itl": distribution(kernels.itl_gaps(run.token_offsets, run.token_ns, measured)[1], percents),
-        "e2el": distribution(rm.e2el_ns[measured], percents),
-        "open_loop": distribution(rm.open_loop_ns[measured], percents),
-        "send_lag": distribution(rm.send_lag_ns[rm.sent & selected], percents),
-    }
-    if slot_wait:
-        latency["slot_wait"] = distribution(run.slot_wait_ns[rm.sent & selected], percents)
+    latency = {m.name: distribution(samples(run, rm, selected, m.name), percents)
+               for m in METRICS if m.distribution and (slot_wait or m.only != "capped")}
     n_served, n_measured = int(served.sum()), int(measured.sum())
     output = int(rm.output_tokens[served].sum())
     total = output + int(rm.input_tokens[served].sum())

@@ -1,7 +1,8 @@
 """Terminal tables of summaries (rich): one run in detail, or several side by side.
 
 render() is also what `varcas load` prints when a run ends, so it must cope with a run that
-has just finished and with one where every request failed (errors, no latency table).
+has just finished and with one where every request failed (errors, no latency table). Rows,
+their labels and units come from the metric table (catalog).
 """
 from __future__ import annotations
 
@@ -10,17 +11,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .summary import Summary, percent_word
+from .catalog import (
+    BY_NAME,
+    GAUGE,
+    LATENCY,
+    METRICS,
+    SERVER_METRICS,
+    figure,
+    percent_word,
+)
+from .summary import Summary
 
-_LATENCY_NAMES = {
-    "ttft": "TTFT",
-    "tpot": "TPOT",
-    "itl": "ITL",
-    "e2el": "E2E",
-    "open_loop": "E2E sched",  # from the scheduled send: includes the generator's lag
-    "send_lag": "send lag",
-    "slot_wait": "slot wait",
-}
 WIDE = 110  # a console this wide also gets std and min in the latency table
 
 
@@ -63,10 +64,9 @@ def _render_one(s: Summary, console: Console) -> None:
     for label, block in blocks:
         span = f" {block.t0_s:.0f}-{block.t0_s + block.duration_s:.0f} s" if block is s.steady else ""
         throughput.add_column(label + span, justify="right")
-    for label, field in _THROUGHPUT_ROWS:
-        if field == "request_goodput" and s.goodput is None:
-            continue
-        throughput.add_row(label, *(_num(getattr(block, field)) for _, block in blocks))
+    for m in METRICS:
+        if m.in_table and not m.distribution and not (m.only == "goodput" and s.goodput is None):
+            throughput.add_row(m.heading, *(_num(getattr(block, m.field)) for _, block in blocks))
     console.print(throughput)
     if s.whole.latency["ttft"] is None:
         console.print("No successful request with content: nothing to measure.", style="bold red")
@@ -79,10 +79,6 @@ def _render_one(s: Summary, console: Console) -> None:
     _render_trust(s, console)
 
 
-_SERVER_ROWS = (("running (the batch it ran)", "running", 1), ("waiting (its queue)", "waiting", 1),
-                ("KV-cache usage (%)", "kv_cache_usage", 100))
-
-
 def _server_table(s: Summary) -> Table:
     """The server's own view (its /metrics) over the window the figures above describe."""
     scope = "steady window" if s.steady else "whole run"
@@ -90,30 +86,15 @@ def _server_table(s: Summary) -> Table:
     table.add_column("")
     for header in ("mean", "p50", "p90", "max"):
         table.add_column(header, justify="right")
-    for label, key, scale in _SERVER_ROWS:
-        if key in s.server:
-            g = s.server[key]
-            table.add_row(label, *(_num(g[k] * scale) for k in ("mean", "p50", "p90", "max")))
-    for label, key in (("preemptions", "preemptions"), ("prompt tokens/s", "prompt_tokens"),
-                       ("generation tokens/s", "generation_tokens")):
-        if key in s.server:
-            c = s.server[key]
-            value = c["delta"] if key == "preemptions" else c["per_s"]
-            table.add_row(label, _num(int(value) if key == "preemptions" else value), "", "", "")
+    for m in SERVER_METRICS:
+        if m.name not in s.server:
+            continue
+        got = s.server[m.name]
+        if m.kind == GAUGE:
+            table.add_row(m.heading, *(_num(got[k] * m.scale) for k in ("mean", "p50", "p90", "max")))
+        else:  # a counter: with a unit its rate, else its increase
+            table.add_row(m.heading, _num(got["per_s"] if m.unit else int(got["delta"])), "", "", "")
     return table
-
-
-_THROUGHPUT_ROWS = (
-    ("completed", "completed"),
-    ("failed", "failed"),
-    ("duration (s)", "duration_s"),
-    ("request throughput (req/s)", "request_throughput"),
-    ("request goodput (req/s)", "request_goodput"),
-    ("output throughput (tok/s)", "output_throughput"),
-    ("total token throughput (tok/s)", "total_token_throughput"),
-    ("peak output tokens/s", "max_output_tokens_per_s"),
-    ("peak concurrent requests", "max_concurrent_requests"),
-)
 
 
 def _latency_table(s: Summary, blocks, wide: bool) -> Table:
@@ -127,11 +108,11 @@ def _latency_table(s: Summary, blocks, wide: bool) -> Table:
         table.add_row(Text(label, style="italic"))
         for name, dist in block.latency.items():
             if dist is None:
-                table.add_row(_LATENCY_NAMES[name], "0")
+                table.add_row(BY_NAME[name].label, "0")
                 continue
             stats = (dist.std, dist.min) if wide else ()
             cells = (dist.mean, *stats, *(dist.percentiles[p] for p in s.percentiles), dist.max)
-            table.add_row(_LATENCY_NAMES[name], _num(dist.n), *(_num(c) for c in cells))
+            table.add_row(BY_NAME[name].label, _num(dist.n), *(_num(c) for c in cells))
     return table
 
 
@@ -154,28 +135,21 @@ def _render_trust(s: Summary, console: Console) -> None:
         console.print(Text("warning: ", style="bold yellow") + Text(warning))
 
 
-_SIDE_BY_SIDE = (
-    ("completed", lambda b: b.completed),
-    ("failed", lambda b: b.failed),
-    ("request throughput (req/s)", lambda b: b.request_throughput),
-    ("output throughput (tok/s)", lambda b: b.output_throughput),
-    ("request goodput (req/s)", lambda b: b.request_goodput),
-    ("peak concurrent requests", lambda b: b.max_concurrent_requests),
-)
-
-
 def _render_many(summaries, console: Console) -> None:
     table = _table("Runs side by side (steady window where one was found)")
     table.add_column("")
     for s in summaries:
         table.add_column(s.name, justify="right")
     pick = [s.steady or s.whole for s in summaries]
-    for label, get in _SIDE_BY_SIDE:
-        table.add_row(label, *(_num(get(b)) for b in pick))
-    for name in ("ttft", "tpot", "itl", "e2el"):
-        for p in summaries[0].percentiles:
-            cells = [b.latency[name] and b.latency[name].percentiles.get(p) for b in pick]
-            table.add_row(f"{_LATENCY_NAMES[name]} p{percent_word(p)} (ms)", *(_num(c) for c in cells))
+    shown = [m for m in METRICS if m.side_by_side]
+    for m in shown:
+        if not m.distribution:
+            table.add_row(m.heading, *(_num(getattr(b, m.field)) for b in pick))
+    for m in shown:
+        if m.kind == LATENCY:
+            for p in summaries[0].percentiles:
+                cells = [b.latency[m.name] and b.latency[m.name].percentiles.get(p) for b in pick]
+                table.add_row(figure(m, p).heading, *(_num(c) for c in cells))
     table.add_row("verdict", *(
         Text("overloaded", style="bold red") if s.verdict.overloaded
         else Text("steady" if s.verdict.steady else "no steady state", style="green" if s.verdict.steady else "yellow")

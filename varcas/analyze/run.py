@@ -26,8 +26,9 @@ NO_TIME = np.iinfo(np.int64).min  # sorts before every real timestamp, so bins i
 NO_COUNT = -1
 NO_ERROR = -1
 
-_TIME_COLUMNS = ("scheduled_ns", "slot_wait_ns", "sent_ns", "first_byte_ns", "first_token_ns", "end_ns")
-_COUNT_COLUMNS = ("input_tokens", "output_tokens", "requested_input_tokens", "requested_output_tokens")
+# The row's int64 times (the _ns columns but the token_ns list) and token counts, in schema order.
+_TIME_COLUMNS = tuple(f.name for f in rundir.REQUEST_FIELDS if f.name.endswith("_ns") and pa.types.is_int64(f.type))
+_COUNT_COLUMNS = tuple(f.name for f in rundir.REQUEST_FIELDS if f.name.endswith("_tokens"))
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,7 +1,8 @@
 """summarize(run): a run's figures for the whole run and its steady window, with the trust
 verdict and warnings, as a Summary whose to_dict() carries vLLM's benchmark result keys
 (mean_ttft_ms, p99_itl_ms, request_throughput, ...) so dashboards that read vLLM's JSON read
-varcas's too. Metric definitions are in metrics.py, the verdict's rules in trust.py.
+varcas's too. The keys and metrics are catalog.METRICS's, their computation metrics.py's, the
+verdict's rules trust.py's. The per-request figures it computed travel with it (requests).
 """
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import VarcasError
+from .catalog import BY_NAME, METRICS, SLO_METRICS
 from .metrics import (
-    SLO_METRICS,
     Block,
+    RequestMetrics,
     Timeline,
     duration_ns,
     good_requests,
@@ -25,11 +27,7 @@ from .server import server_side
 from .trust import Verdict, Window, find_window, verdict, warnings
 
 DEFAULT_PERCENTILES = (50, 90, 95, 99, 99.9)
-_BLOCK_KEYS = (
-    "completed", "failed", "total_input_tokens", "total_output_tokens", "request_throughput",
-    "request_goodput", "goodput_fraction", "output_throughput", "total_token_throughput",
-    "max_output_tokens_per_s", "max_concurrent_requests",
-)
+_SCALARS = tuple(m for m in METRICS if not m.distribution)
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,6 +45,7 @@ class Summary:
     errors_by_kind: dict
     errors_by_status: dict  # HTTP status of failed requests (0: no response) -> count
     timeline: Timeline
+    requests: RequestMetrics  # per request, as metrics.request_metrics(run) computes them
     server: dict | None = None  # the server's own figures over the steady window (analyze.server)
 
     def to_dict(self) -> dict:
@@ -85,23 +84,18 @@ class Summary:
         return out
 
 
-def percent_word(p) -> str:
-    """vLLM's key spelling of a percentile: 99 -> '99', 99.9 -> '99.9'."""
-    return str(int(p)) if int(p) == p else str(p)
-
-
 def _block_dict(block: Block, percents) -> dict:
-    out = {"duration": block.duration_s}
-    out.update({key: getattr(block, key) for key in _BLOCK_KEYS})
+    out = {m.name: getattr(block, m.field) for m in _SCALARS}
     for name, dist in block.latency.items():
-        out[f"mean_{name}_ms"] = dist and dist.mean
-        out[f"median_{name}_ms"] = dist and dist.percentiles[50]
-        out[f"std_{name}_ms"] = dist and dist.std
-        out[f"min_{name}_ms"] = dist and dist.min
-        out[f"max_{name}_ms"] = dist and dist.max
+        m = BY_NAME[name]
+        out[m.key("mean")] = dist and dist.mean
+        out[m.key("median")] = dist and dist.percentiles[50]
+        out[m.key("std")] = dist and dist.std
+        out[m.key("min")] = dist and dist.min
+        out[m.key("max")] = dist and dist.max
         for p in percents:
-            out[f"p{percent_word(p)}_{name}_ms"] = dist and dist.percentiles[p]
-        out[f"samples_{name}"] = dist.n if dist else 0
+            out[m.key(p)] = dist and dist.percentiles[p]
+        out[m.key("samples")] = dist.n if dist else 0
     return out
 
 
@@ -151,6 +145,7 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         errors_by_kind={name: int(c) for name, c in zip(run.error_names, kinds) if c},
         errors_by_status={int(s): int(c) for s, c in zip(statuses, counts)},
         timeline=series,
+        requests=rm,
         server=server_side(run, t0_ns, t1_ns),
     )
 

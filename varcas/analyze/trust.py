@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import metricsfile
 from . import kernels
+from .catalog import BY_NAME, LATENCY
 from .metrics import NS_PER_MS, NS_PER_S, RequestMetrics, per_second
 from .run import Run
 
@@ -194,10 +195,10 @@ def _sample_warnings(blocks: dict, percents) -> list[str]:
     p = max(tails)
     needed = math.ceil(100 / (100 - p) - 1e-9)
     short = [
-        f"{name.upper()} {dist.n} ({scope})"
+        f"{BY_NAME[name].label} {dist.n} ({scope})"
         for scope, block in blocks.items()
         for name, dist in block.latency.items()
-        if name in ("ttft", "tpot", "itl", "e2el") and dist is not None and dist.n < needed
+        if BY_NAME[name].kind == LATENCY and dist is not None and dist.n < needed
     ]
     if not short:
         return []

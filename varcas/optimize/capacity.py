@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from ..analyze.metrics import good_requests, request_metrics
+from ..analyze.metrics import good_requests
 from ..analyze.run import load_run
 from ..analyze.summary import check_goodput, summarize
 from ..errors import VarcasError
@@ -157,7 +157,7 @@ def judge(run_dir: Path, rate: float, slos: dict, attainment: float) -> Step:
     if s.steady is None or not scheduled:
         why = "; ".join(s.verdict.reasons) if s.steady is None else "no request was scheduled in it"
         return Step(**base, passed=False, reason=f"no steady window: {why}")
-    share = int((good_requests(request_metrics(run), s.goodput) & selected).sum()) / scheduled
+    share = int((good_requests(s.requests, s.goodput) & selected).sum()) / scheduled
     fails = []
     if share < attainment:
         fails.append(f"{share:.2%} of requests met the SLOs (target {attainment:.2%})")

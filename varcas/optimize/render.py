@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..results.compare import METRICS
+from ..analyze.catalog import COMPARED
 from ..results.labels import achieved_batch, cell, verdict_label
 
 
@@ -17,9 +17,9 @@ def print_comparison(result: dict, console: Console) -> None:
         t.add_column("metric")
         for r in rows:
             t.add_column(r["config"], justify="right")
-        for key, label, unit, _ in METRICS:
-            t.add_row(f"{label} ({unit})", *(cell(r["metrics"][key], r["change"][key]) if "metrics" in r else "-"
-                                              for r in rows))
+        for f in COMPARED:
+            t.add_row(f.heading, *(cell(r["metrics"][f.key], r["change"][f.key]) if "metrics" in r else "-"
+                                   for r in rows))
         t.add_row("verdict", *(verdict_label(r) for r in rows))
         console.print(t)
         console.print(f"Pareto front (throughput vs TTFT p99 and TPOT p99): {', '.join(entry['pareto']) or 'none'}")

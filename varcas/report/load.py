@@ -19,7 +19,7 @@ from .. import __version__, rundir
 from ..errors import VarcasError
 from ..results import compare, files, sweepdir
 from ..results.comparison import read_comparison, roofline_target
-from ..results.digest import digest
+from ..results.digest import Digest, digest
 from ..results.explain import explain
 
 STEP_DONE = "complete"  # a pipeline step's status when it finished (any other status is reported)
@@ -32,7 +32,7 @@ class Group:
 
     title: str
     rows: list[dict]
-    digests: dict[str, dict]  # row["config"] -> that run's digest
+    digests: dict[str, Digest]  # row["config"] -> that run's digest
     names: dict[str, str]  # row["config"] -> the run's path relative to the report's directory
     sweep: bool = False  # a sweep's workload: Pareto front and recommendations apply
     baseline: str | None = None

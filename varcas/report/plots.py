@@ -4,7 +4,8 @@ comparison bars and the Pareto front, in the order the page shows them.
 Every configuration keeps one colour across figures. A run whose figures are not a steady state
 is drawn so it cannot be mistaken for one: dashed lines, hatched faded bars, grey crosses left off
 the Pareto front. Roofline points say whether they are the model's prediction or derived from a
-measurement (measured tok/s x the model's FLOPs per token; no hardware counters are read).
+measurement (measured tok/s x the model's FLOPs per token); only the static roofline's kernel points
+come from hardware counters (Nsight Compute, `varcas roofline --ncu`).
 Timelines longer than MAX_TIMELINE_POINTS seconds are averaged into bins to keep the page light.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from ..analyze.catalog import LATENCY, METRICS
 from .load import Group, Report
 from .tables import column_label, trusted
 
@@ -25,7 +27,7 @@ GREY = "#9e9e9e"
 FRONT = "#d62728"
 MAX_TIMELINE_POINTS = 2000
 HEIGHT = 420
-CDF_METRICS = (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2el", "E2E latency"))
+CDF_METRICS = tuple(m for m in METRICS if m.compared and m.kind == LATENCY)  # TTFT, TPOT, E2E
 LABELLED_POINTS = 8  # labels written per trace at most (the rest on hover)
 
 
@@ -43,13 +45,15 @@ def figures(report: Report) -> list[tuple[str, go.Figure]]:
     """Every figure of the report with its caption, in page order."""
     out = []
     if report.static and report.static["phases"]:
-        out.append(("Static roofline of the model on the GPU: every point is a model prediction.",
+        out.append(("Static roofline of the model on the GPU: open circles are model predictions, red points "
+                    "kernels measured by Nsight Compute." if report.static.get("kernels") else
+                    "Static roofline of the model on the GPU: every point is a model prediction.",
                     static_roofline(report.static)))
     for g in report.groups:
         if g.roofline and g.roofline["points"]:
             out.append((f"{g.title}: roofline, model predictions beside measured throughput.", group_roofline(g)))
     for g in report.groups:
-        if any(v for d in g.digests.values() for v in d["cdf_ms"].values()):  # some request completed
+        if any(v for d in g.digests.values() for v in d.cdf_ms.values()):  # some request completed
             out.append((f"{g.title}: latency CDFs of each run's steady window (else the whole run); dashed runs "
                         "are not a steady state.", cdfs(g)))
     for g in report.groups:
@@ -146,7 +150,7 @@ def group_roofline(group: Group) -> go.Figure:
 
 
 def static_roofline(static: dict) -> go.Figure:
-    """The static roofline's phases, each a model prediction."""
+    """The static roofline's phases, each a model prediction, and the kernels Nsight Compute measured (if any)."""
     phases = static["phases"]
     points = [Point(f"{p['phase']} B={p['batch']} {'S' if p['phase'] == 'prefill' else 'C'}={p['length']}",
                     p["ai"], p["attainable"],
@@ -155,27 +159,38 @@ def static_roofline(static: dict) -> go.Figure:
               for p in phases]
     title = (f"Static roofline: {static['model']['name']} ({static['precision']['name']}) "
              f"on {static['gpu']['display_name']}")
-    return roofline(title, phases[0]["peak"], static["gpu"]["bandwidth_bytes_per_s"], points, [])
+    return roofline(title, phases[0]["peak"], static["gpu"]["bandwidth_bytes_per_s"], points, _kernel_points(static))
+
+
+def _kernel_points(static: dict) -> list[Point]:
+    """roofline.json's "kernels" (varcas roofline --ncu) where a log-log chart can place them."""
+    kernels = (static.get("kernels") or {}).get("kernels", [])
+    return [Point(k["class"], k["ai"], k["flops_per_s"],
+                  f"measured by Nsight Compute: {k['name'][:100]} ({k['class']}, {k['launches']} launches, "
+                  f"{100 * k['time_share']:.1f}% of GPU time, {100 * k['fraction_of_roof']:.0f}% of its roof)")
+            for k in kernels if k["ai"] and k["flops_per_s"]]
 
 
 def cdfs(group: Group) -> go.Figure:
-    """TTFT, TPOT and E2E latency CDFs, one line per run, x in ms on a log scale."""
-    fig = make_subplots(rows=1, cols=3, subplot_titles=[label for _, label in CDF_METRICS], horizontal_spacing=0.06)
+    """Latency CDFs (CDF_METRICS: TTFT, TPOT, E2E), one line per run, x in the metric's unit on a log scale."""
+    fig = make_subplots(rows=1, cols=len(CDF_METRICS), subplot_titles=[m.label for m in CDF_METRICS],
+                        horizontal_spacing=0.06)
     traces, cols = [], []
     for i, row in enumerate(group.rows):
         d = group.digests.get(row["config"])
         if d is None:
             continue
-        for col, (key, _) in enumerate(CDF_METRICS, 1):
-            ms = d["cdf_ms"].get(key)
+        for col, m in enumerate(CDF_METRICS, 1):
+            ms = d.cdf_ms.get(m.name)
             if ms is None:
                 continue
-            traces.append(go.Scatter(x=ms, y=d["cdf_percents"], mode="lines", name=column_label(row),
+            traces.append(go.Scatter(x=ms, y=d.cdf_percents, mode="lines", name=column_label(row),
                                      legendgroup=row["config"], showlegend=col == 1,
                                      line=dict(color=_color(i), dash="solid" if trusted(row) else "dash")))
             cols.append(col)
     fig.add_traces(traces, rows=[1] * len(traces), cols=cols)
-    fig.update_xaxes(type="log", title="ms")
+    for col, m in enumerate(CDF_METRICS, 1):
+        fig.update_xaxes(type="log", title=m.unit, col=col)
     fig.update_yaxes(title="percent of requests", range=[0, 100], col=1)
     fig.update_yaxes(range=[0, 100])
     return _layout(fig, f"{group.title}: latency CDFs")
@@ -201,8 +216,7 @@ def timelines(group: Group) -> go.Figure:
         d = group.digests.get(row["config"])
         if d is None:
             continue
-        tl = d["timeline"]
-        t, tokens, in_flight = downsample(tl["t_s"], tl["output_tokens"], tl["in_flight"])
+        t, tokens, in_flight = downsample(d.timeline.t_s, d.timeline.output_tokens, d.timeline.in_flight)
         for r, y in ((1, tokens), (2, in_flight)):
             traces.append(go.Scatter(x=t, y=y, mode="lines", name=column_label(row), legendgroup=row["config"],
                                      showlegend=r == 1, line=dict(color=_color(i), width=1.5,

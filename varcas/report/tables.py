@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..analyze.catalog import COMPARED
 from ..results.compare import (  # the terminal's flags, spelled the same
-    METRICS,
     server_flags,
     trusted,  # measured, steady, not overloaded
 )
+from ..results.digest import Digest
 from ..results.labels import achieved_batch, cell, verdict_label
 from .load import Group
 
@@ -47,10 +48,10 @@ def number(value) -> str:
     return cell(value, None)
 
 
-def _window(row: dict, digest: dict | None) -> str:
+def _window(row: dict, digest: Digest | None) -> str:
     if digest is None:
         return "-"
-    window = digest["summary"].get("window")
+    window = digest.summary.get("window")
     if row.get("scope") != "steady" or not window:
         return "whole run"
     return f"{window['start_s']:.0f}-{window['end_s']:.0f} s"
@@ -60,9 +61,9 @@ def comparison_table(group: Group) -> Table:
     """Metric x configuration (or x workload for load tests), changes against the baseline, verdict."""
     rows = group.rows
     body = [["offered load (req/s)", *(number(r.get("offered_rps")) for r in rows)]]
-    for key, label, unit, _ in METRICS:
-        body.append([f"{label} ({unit})", *(cell(r["metrics"][key], r["change"][key]) if "metrics" in r else "-"
-                                            for r in rows)])
+    for f in COMPARED:
+        body.append([f.heading, *(cell(r["metrics"][f.key], r["change"][f.key]) if "metrics" in r else "-"
+                                  for r in rows)])
     body.append(["window", *(_window(r, group.digests.get(r["config"])) for r in rows)])
     body.append(["verdict", *(verdict_label(r) for r in rows)])
     flagged = [i + 1 for i, r in enumerate(rows) if not trusted(r)]

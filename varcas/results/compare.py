@@ -1,7 +1,7 @@
 """compare(entries, digests): the sweep's table per workload, its Pareto front and the
 recommendation per use case.
 
-Every figure comes from a run's steady window (the whole run where none was found, and the row
+Every figure (catalog.COMPARED: the metric table's compared ones) comes from a run's steady window (the whole run where none was found, and the row
 says so) and carries the run's saturation verdict: an overloaded configuration's latencies
 describe a growing queue, so it is shown but never recommended on latency, and never sits on
 the Pareto front. Changes are relative to the baseline configuration (the first of the grid
@@ -24,33 +24,19 @@ from __future__ import annotations
 
 import math
 
+from ..analyze.catalog import COMPARED
+from .digest import Digest
+
 DEFAULT_SLO_MS = {"ttft": 1000.0, "tpot": 100.0}
 BALANCED_SLACK = 2.0
 TIE = 0.02
-# (key, label, unit, higher is better)
-METRICS = (
-    ("output_throughput", "output tokens/s", "tok/s", True),
-    ("request_throughput", "requests/s", "req/s", True),
-    ("request_goodput", "goodput", "req/s", True),
-    ("ttft_p50", "TTFT p50", "ms", False),
-    ("ttft_p99", "TTFT p99", "ms", False),
-    ("tpot_p50", "TPOT p50", "ms", False),
-    ("tpot_p99", "TPOT p99", "ms", False),
-    ("e2el_p50", "E2E p50", "ms", False),
-    ("e2el_p99", "E2E p99", "ms", False),
-)
 USE_CASES = ("interactive", "balanced", "throughput", "cost")
 
 
-def metrics_of(digest: dict) -> dict:
-    """The compared figures of one run, from its steady window (else the whole run)."""
-    s = digest["summary"]
-    block = s["steady"] if digest["scope"] == "steady" else s
-    out = {k: block.get(k) for k in ("output_throughput", "request_throughput", "request_goodput")}
-    for name in ("ttft", "tpot", "e2el"):
-        out[f"{name}_p50"] = block.get(f"median_{name}_ms")
-        out[f"{name}_p99"] = block.get(f"p99_{name}_ms")
-    return out
+def metrics_of(digest: Digest) -> dict:
+    """The compared figures (catalog.COMPARED) of one run, from its steady window (else the whole run)."""
+    block = digest.summary["steady"] if digest.scope == "steady" else digest.summary
+    return {f.key: block.get(f.summary_key) for f in COMPARED}
 
 
 def gpus_of(params: dict) -> int:
@@ -85,24 +71,25 @@ def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: s
     rows = []
     for e in entries:
         d = digests.get((e["id"], workload))
-        run = e.get("runs", {}).get(workload) or (d and d["path"])  # where the run is now
+        run = e.get("runs", {}).get(workload) or (d and d.path)  # where the run is now
         row = {"config": e["id"], "params": e["params"], "status": e["status"], "reason": e.get("reason"),
                "run": str(run) if d else None}
         if d is not None:
-            s = d["summary"]
+            s = d.summary
             m = metrics_of(d)
             gpus = gpus_of(e["params"])
-            row.update(scope=d["scope"], overloaded=s["verdict"]["overloaded"], steady=s["verdict"]["steady_state"],
+            row.update(scope=d.scope, overloaded=s["verdict"]["overloaded"], steady=s["verdict"]["steady_state"],
                        verdict=s["verdict"]["text"], warnings=s["warnings"], metrics=m, gpus=gpus,
                        tokens_per_gpu_s=None if m["output_throughput"] is None else m["output_throughput"] / gpus,
-                       offered_rps=d["offered_rps"], mean_in_flight=d["mean_in_flight"],
+                       offered_rps=d.offered_rps, mean_in_flight=d.mean_in_flight,
                        server_running=((s.get("server") or {}).get("running") or {}).get("mean"),
-                       mean_input_tokens=d["mean_input_tokens"], mean_output_tokens=d["mean_output_tokens"])
+                       mean_input_tokens=d.mean_input_tokens, mean_output_tokens=d.mean_output_tokens)
         rows.append(row)
     base = next((r for r in rows if r["config"] == baseline and "metrics" in r), None)
     for r in rows:
         if "metrics" in r:
-            r["change"] = {k: _change(r["metrics"][k], base["metrics"][k]) if base else None for k, *_ in METRICS}
+            r["change"] = {f.key: _change(r["metrics"][f.key], base["metrics"][f.key]) if base else None
+                           for f in COMPARED}
     return rows
 
 

@@ -1,31 +1,85 @@
-"""digest(run_dir): everything the comparison and the report need from one run, as plain JSON.
+"""digest(run_dir): everything the comparison and the report need from one run, as a Digest.
 
 A digest is `varcas analyze`'s summary (whole run, steady window, verdict, warnings) plus the
 latency CDFs (201 quantiles each, of the window's requests), the per-second timeline and the
 window's mean concurrency and token counts: a few kilobytes however large the run. It is
-cached as digest.json in the run directory, keyed by the request file's size and mtime, the
-SLOs and DIGEST_VERSION, so reading a sweep again costs a JSON read per run; a read-only
-directory just goes uncached. A run whose requests file changed is digested again.
+cached as digest.json in the run directory (Digest.to_json), keyed by the request file's size
+and mtime, the SLOs and DIGEST_VERSION, so reading a sweep again costs a JSON read per run; a
+read-only directory just goes uncached. A run whose requests file changed is digested again.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 
 from .. import rundir
 from ..analyze import kernels
-from ..analyze.metrics import NS_PER_MS, request_metrics
+from ..analyze.catalog import LATENCY, METRICS
+from ..analyze.metrics import NS_PER_MS, samples
 from ..analyze.run import load_run
 from ..analyze.summary import summarize
 from ..errors import VarcasError
 
-DIGEST_VERSION = 2  # bump whenever analysis results change (verdict rules, metrics), or caches go stale
+# bump whenever analysis results change (verdict rules, metrics, warnings) or the stored shape
+# does, or caches go stale. 3: trust warnings name metrics by their catalog label (E2E, not E2EL).
+DIGEST_VERSION = 3
 DIGEST_FILE = "digest.json"
 CDF_PERCENTS = np.linspace(0.0, 100.0, 201)
-CDF_METRICS = ("ttft", "tpot", "itl", "e2el")
+CDF_METRICS = tuple(m.name for m in METRICS if m.kind == LATENCY)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The run's per-second series from its start (analyze.Timeline's, as plain numbers)."""
+
+    t_s: tuple[float, ...]  # each bin's start, seconds after start_ns
+    sent: tuple[int, ...]
+    completed: tuple[int, ...]
+    in_flight: tuple[int, ...]  # at the end of each second
+    output_tokens: tuple[int, ...]
+    errors: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One run as the comparison and the report read it. summary is analyze's JSON output
+    (Summary.to_dict(): vLLM's keys, steady, window, verdict, warnings, server), kept a dict."""
+
+    key: dict  # what the cache is valid for: DIGEST_VERSION, the SLOs, the requests file's size and mtime
+    run: str
+    path: str  # the run directory, where it was read this time
+    workload: str | None
+    scope: str  # "steady": figures and CDFs are the steady window's; "whole": no window was found
+    summary: dict
+    offered_rps: float | None
+    mean_in_flight: float | None  # over the scope
+    mean_input_tokens: float | None  # of requests with latencies
+    mean_output_tokens: float | None
+    cdf_percents: tuple[float, ...]  # the CDFs' y values (percent of requests)
+    cdf_ms: dict[str, tuple[float, ...] | None]  # CDF_METRICS name -> quantiles at cdf_percents (ms); None: no sample
+    timeline: Timeline
+
+    def to_json(self) -> dict:
+        """digest.json's content (plain JSON types)."""
+        out = asdict(self)
+        out["cdf_percents"] = list(self.cdf_percents)
+        out["cdf_ms"] = {k: None if v is None else list(v) for k, v in self.cdf_ms.items()}
+        out["timeline"] = {k: list(v) for k, v in out["timeline"].items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> Digest:
+        """The Digest of digest.json's content; KeyError, TypeError or AttributeError when it is not one."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or data.keys() != names:
+            raise KeyError("not a digest: other fields")
+        return cls(**{**data, "cdf_percents": tuple(data["cdf_percents"]),
+                      "cdf_ms": {k: None if v is None else tuple(v) for k, v in data["cdf_ms"].items()},
+                      "timeline": Timeline(**{k: tuple(v) for k, v in data["timeline"].items()})})
 
 
 def _source_key(run_dir: Path) -> dict:
@@ -41,39 +95,41 @@ def _key(run_dir: Path, goodput: dict | None) -> dict:
     return {"version": DIGEST_VERSION, "goodput": goodput, "source": _source_key(run_dir)}
 
 
-def cached(run_dir, goodput: dict | None = None) -> dict | None:
+def cached(run_dir, goodput: dict | None = None) -> Digest | None:
     """The run's digest.json if it is current, else None."""
     path = Path(run_dir) / DIGEST_FILE
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # missing, corrupt or unreadable: recompute
-    return data if isinstance(data, dict) and data.get("key") == _key(Path(run_dir), goodput) else None
+        found = Digest.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # missing, corrupt, unreadable or of another shape: recompute
+    return found if found.key == _key(Path(run_dir), goodput) else None
 
 
-def digest(run_dir, goodput: dict | None = None, *, cache: bool = True) -> dict:
+def digest(run_dir, goodput: dict | None = None, *, cache: bool = True) -> Digest:
     """The digest of one run directory (from digest.json when it is current)."""
     run_dir = Path(run_dir)
     if cache and (hit := cached(run_dir, goodput)) is not None:
-        return {**hit, "path": str(run_dir)}  # the directory may have moved since
-    data = {"key": _key(run_dir, goodput), **compute(run_dir, goodput)}
-    data = json.loads(json.dumps(data, allow_nan=False, default=_json_default))  # plain types, as if read back
+        return replace(hit, path=str(run_dir))  # the directory may have moved since
+    made = compute(run_dir, goodput)
+    data = json.loads(json.dumps(made.to_json(), allow_nan=False, default=_json_default))  # as if read back
     if cache:
         with contextlib.suppress(OSError):
             rundir.write_json(run_dir / DIGEST_FILE, data)
-    return data
+    return Digest.from_json(data)
 
 
-def digests(run_dirs: list, goodput: dict | None = None) -> list[dict]:
+def digests(run_dirs: list, goodput: dict | None = None) -> list[Digest]:
     """digest() of many runs, in order. One at a time: the kernels already use every core."""
     return [digest(p, goodput) for p in run_dirs]
 
 
-def compute(run_dir: Path, goodput: dict | None) -> dict:
-    """The digest's content, computed from the run's requests."""
+def compute(run_dir: Path, goodput: dict | None) -> Digest:
+    """The digest, computed from the run's requests (summarize's per-request figures reused)."""
+    run_dir = Path(run_dir)
+    key = _key(run_dir, goodput)
     run = load_run(run_dir)
     summary = summarize(run, goodput=goodput)
-    rm = request_metrics(run)
+    rm = summary.requests
     if summary.window is not None:
         t0, t1 = summary.window.bounds_ns(run)
         chosen = (run.scheduled_ns >= t0) & (run.scheduled_ns < t1)
@@ -81,35 +137,28 @@ def compute(run_dir: Path, goodput: dict | None) -> dict:
     else:
         chosen = np.ones(run.n, bool)
         first, last = 0, summary.timeline.t_s.size
-    measured = rm.measured & chosen
-    series = {
-        "ttft": rm.ttft_ns[measured],
-        "tpot": rm.tpot_ns[measured & ~np.isnan(rm.tpot_ns)],
-        "itl": kernels.itl_gaps(run.token_offsets, run.token_ns, measured)[1],
-        "e2el": rm.e2el_ns[measured],
-    }
+    cdf_ms = {}
+    for name in CDF_METRICS:
+        values = samples(run, rm, chosen, name)
+        cdf_ms[name] = tuple((kernels.percentiles(values, CDF_PERCENTS) / NS_PER_MS).tolist()) if values.size else None
     tl = summary.timeline
     in_flight = tl.in_flight[first:last]
     config = run.manifest.get("config") or {}
-    return {
-        "run": run.name,
-        "path": str(run_dir),
-        "workload": config.get("workload"),
-        "scope": "steady" if summary.steady is not None else "whole",
-        "summary": summary.to_dict(),
-        "offered_rps": _offered_rps(run),
-        "mean_in_flight": float(in_flight.mean()) if in_flight.size else None,
-        "mean_input_tokens": float(rm.input_tokens[rm.measured].mean()) if rm.measured.any() else None,
-        "mean_output_tokens": float(rm.output_tokens[rm.measured].mean()) if rm.measured.any() else None,
-        "cdf_percents": CDF_PERCENTS.tolist(),
-        "cdf_ms": {name: (kernels.percentiles(v, CDF_PERCENTS) / NS_PER_MS).tolist() if v.size else None
-                   for name, v in series.items()},
-        "timeline": {
-            "t_s": tl.t_s.tolist(), "sent": tl.sent.tolist(), "completed": tl.completed.tolist(),
-            "in_flight": tl.in_flight.tolist(), "output_tokens": tl.output_tokens.tolist(),
-            "errors": tl.errors.tolist(),
-        },
-    }
+    return Digest(
+        key=key,
+        run=run.name,
+        path=str(run_dir),
+        workload=config.get("workload"),
+        scope="steady" if summary.steady is not None else "whole",
+        summary=summary.to_dict(),
+        offered_rps=_offered_rps(run),
+        mean_in_flight=float(in_flight.mean()) if in_flight.size else None,
+        mean_input_tokens=float(rm.input_tokens[rm.measured].mean()) if rm.measured.any() else None,
+        mean_output_tokens=float(rm.output_tokens[rm.measured].mean()) if rm.measured.any() else None,
+        cdf_percents=tuple(CDF_PERCENTS.tolist()),
+        cdf_ms=cdf_ms,
+        timeline=Timeline(*(tuple(getattr(tl, f.name).tolist()) for f in fields(Timeline))),
+    )
 
 
 def _offered_rps(run) -> float | None:
