@@ -121,7 +121,7 @@ def test_cli_runs_compares_and_rejects_bad_input(tmp_path):
         r = optimize(*argv, "--out", str(tmp_path / "bad"))
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and message in r.stderr, (argv, r.stderr)
     r = optimize("--offline", "--out", str(tmp_path / "file" / "sw"))
-    assert r.returncode == 2 and "cannot write" in r.stderr
+    assert r.returncode == 2 and "cannot create" in r.stderr
 
 
 def test_clip_to_context_reaches_the_sweep_and_its_identity():

@@ -87,7 +87,7 @@ def pipeline_dir(sweep_dir, tmp_path_factory) -> Path:
     simulated_run(out / "load" / "chat_medium")
     shutil.copytree(sweep_dir, out / "sweep")
     (out / "pipeline.json").write_text(json.dumps({
-        "model": "llama-2-7b", "gpu": "t4", "quant": "awq", "target": "sim", "workloads": ["chat_medium", "code"],
+        "format_version": 1, "model": "llama-2-7b", "gpu": "t4", "quant": "awq", "target": "sim", "workloads": ["chat_medium", "code"],
         "batch_sizes": [1, 4, 16],
         "steps": {"roofline": {"status": "complete"},
                   "load": {"chat_medium": {"status": "complete", "run": "load/chat_medium"},

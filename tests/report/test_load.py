@@ -90,7 +90,8 @@ def test_a_pipeline_whose_steps_failed_says_why(run_dir, tmp_path):
     (tmp_path / "load" / "code").mkdir(parents=True)
     shutil.copy(run_dir / "run.json", tmp_path / "load" / "code")  # a run that never wrote its requests
     (tmp_path / "pipeline.json").write_text(json.dumps({
-        "model": "llama-2-7b", "gpu": "t4", "quant": "awq", "target": "the server at http://127.0.0.1:9",
+        "format_version": 1, "model": "llama-2-7b", "gpu": "t4", "quant": "awq",
+        "target": "the server at http://127.0.0.1:9",
         "steps": {"roofline": {"status": "failed", "reason": "unknown GPU"},
                   "load": {"chat_medium": {"status": "complete", "run": "load/chat_medium"},
                            "code": {"status": "complete", "run": "load/code"}},
@@ -108,7 +109,10 @@ def test_a_pipeline_whose_steps_failed_says_why(run_dir, tmp_path):
     (lambda d: None, "not a run, sweep or pipeline directory (no run.json, sweep.json or pipeline.json)"),
     (lambda d: (d / "sweep.json").write_text("{not json"), "sweep.json: unreadable sweep spec (JSONDecodeError)"),
     (lambda d: (d / "pipeline.json").write_text("[]"),
-     "pipeline.json: unreadable pipeline manifest (not a JSON object)"),
+     "pipeline.json: unreadable pipeline state (not a JSON object)"),
+    (lambda d: (d / "pipeline.json").write_text('{"steps": {}}'),
+     "pipeline.json: pipeline state format None, this varcas reads 1 (written by an older varcas: "
+     "rerun the command that made it)"),
 ])
 def test_what_is_not_a_report_directory_is_one_line(tmp_path, make, message):
     make(tmp_path)

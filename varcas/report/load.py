@@ -100,7 +100,7 @@ def sim_target(manifest: dict) -> dict | None:
 def load_group(title: str, runs: dict[str, Path], base: Path, target: dict | None, why_not: str) -> Group:
     """Single runs (label -> run directory) as one group, with the roofline explanation when target is known."""
     entries = [{"id": label, "params": {}, "status": "complete", "reason": None} for label in runs]
-    found = {(label, "load"): digest(p) for label, p in runs.items()}
+    found = {(label, "load"): digest(p, store=False) for label, p in runs.items()}
     rows = compare.workload_rows(entries, found, "load", baseline=None)
     group = Group(title, rows, {label: found[(label, "load")] for label in runs},
                   {label: _relative(p, base) for label, p in runs.items()})
@@ -121,7 +121,7 @@ def sweep_groups(sweep: Path, base: Path, baseline: str | None) -> tuple[list[Gr
         # the layout's path, not the row's: a digest cached before the sweep was moved names the old place
         runs = {r["config"]: sweep / r["config"] / workload for r in rows if r["run"]}
         groups.append(Group(
-            workload, rows, {c: digest(p) for c, p in runs.items()},
+            workload, rows, {c: digest(p, store=False) for c, p in runs.items()},
             {c: _relative(p, base) for c, p in runs.items()}, sweep=True,
             baseline=result["baseline"], pareto=entry["pareto"], recommendations=entry["recommendations"],
             slo_ms=result["slo_ms"], roofline=entry["roofline"], roofline_note=entry.get("roofline_note")))
@@ -168,7 +168,7 @@ def _pipeline(path: Path, baseline: str | None) -> Report:
                 failures.append(f"load test {workload}: no run directory at {_relative(run, path)}")
             continue
         try:
-            digest(run)  # cached for load_group; a broken run is reported, the others shown
+            digest(run, store=False)  # a broken run is reported, the others shown
             runs[workload] = run
         except VarcasError as exc:
             failures.append(f"load test {workload}: {exc}")

@@ -40,7 +40,7 @@ def comparison(sweep: Path, *, baseline: str | None = None, slo_ms: dict | None 
     goodput = spec.get("goodput")
     slo = slo_ms or goodput or compare.DEFAULT_SLO_MS
     keys = [(e["id"], w) for e in ents for w in sorted(e["runs"])]
-    found = dict(zip(keys, digests([e["runs"][w] for e in ents for w in sorted(e["runs"])], goodput)))
+    found = dict(zip(keys, digests([e["runs"][w] for e in ents for w in sorted(e["runs"])], goodput, store=write)))
     target = roofline_target(spec)
     out = {"sweep": str(sweep), "baseline": baseline, "slo_ms": slo, "goodput": goodput,
            "configs": [{k: e[k] for k in ("id", "params", "status", "reason")} for e in ents],

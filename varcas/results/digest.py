@@ -105,22 +105,23 @@ def cached(run_dir, goodput: dict | None = None) -> Digest | None:
     return found if found.key == _key(Path(run_dir), goodput) else None
 
 
-def digest(run_dir, goodput: dict | None = None, *, cache: bool = True) -> Digest:
-    """The digest of one run directory (from digest.json when it is current)."""
+def digest(run_dir, goodput: dict | None = None, *, cache: bool = True, store: bool = True) -> Digest:
+    """The digest of one run directory: from digest.json when it is current (cache), else
+    computed and, with store, saved there (a reader that must not write passes store=False)."""
     run_dir = Path(run_dir)
     if cache and (hit := cached(run_dir, goodput)) is not None:
         return replace(hit, path=str(run_dir))  # the directory may have moved since
     made = compute(run_dir, goodput)
     data = json.loads(json.dumps(made.to_json(), allow_nan=False, default=_json_default))  # as if read back
-    if cache:
-        with contextlib.suppress(OSError):
+    if cache and store:
+        with contextlib.suppress(VarcasError):  # a read-only directory just goes uncached
             rundir.write_json(run_dir / DIGEST_FILE, data)
     return Digest.from_json(data)
 
 
-def digests(run_dirs: list, goodput: dict | None = None) -> list[Digest]:
+def digests(run_dirs: list, goodput: dict | None = None, *, store: bool = True) -> list[Digest]:
     """digest() of many runs, in order. One at a time: the kernels already use every core."""
-    return [digest(p, goodput) for p in run_dirs]
+    return [digest(p, goodput, store=store) for p in run_dirs]
 
 
 def compute(run_dir: Path, goodput: dict | None) -> Digest:
