@@ -59,17 +59,20 @@ def test_a_non_latin1_header_is_refused_before_the_run_directory_exists(tmp_path
 
 
 def _row(i, tokens, error=None):
-    return (i, 1000 + i, 0, 1010 + i, 1020 + i, tokens[0] if tokens else None, 5000 + i,
-            16, len(tokens), 16, 8, 200 if error is None else 500, error, "length" if error is None else None)
+    return dict(request_id=i, scheduled_ns=1000 + i, slot_wait_ns=0, sent_ns=1010 + i, first_byte_ns=1020 + i,
+                first_token_ns=tokens[0] if tokens else None, end_ns=5000 + i,
+                token_ns=np.array(tokens, np.int64), input_tokens=16, output_tokens=len(tokens),
+                requested_input_tokens=16, requested_output_tokens=8, http_status=200 if error is None else 500,
+                error=error, finish_reason="length" if error is None else None)
 
 
 def test_rows_round_trip_through_arrows_and_parquet(tmp_path):
     write_manifest(tmp_path, {"schema_version": 1, "status": "running"})
     rec = Recorder(tmp_path)
-    rec.record(_row(0, [1100, 1200, 1300]), np.array([1100, 1200, 1300], np.int64))
-    rec.record(_row(1, [], "http"), b"")
+    rec.record(**_row(0, [1100, 1200, 1300]))
+    rec.record(**_row(1, [], "http"))
     assert rec.flush() == 2
-    rec.record(_row(2, [2100]), np.array([2100], np.int64))
+    rec.record(**_row(2, [2100]))
     rec.flush()  # second batch, new dictionaries
     assert read_arrows(tmp_path / "requests.arrows").num_rows == 3
     rec.close()
@@ -87,7 +90,7 @@ def test_torn_arrows_tail_is_dropped_on_recover(tmp_path):
     write_manifest(tmp_path, {"schema_version": 1, "status": "running"})
     rec = Recorder(tmp_path)
     for i in range(3):
-        rec.record(_row(i, [10 * i + 1]), np.array([10 * i + 1], np.int64))
+        rec.record(**_row(i, [10 * i + 1]))
         rec.flush()
     rec._sink.flush()
     data = (tmp_path / "requests.arrows").read_bytes()

@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 
 from varcas import roofline
+from varcas.rundir import REQUEST_SCHEMA
 from varcas.sim.config import SimConfig, resolve
 from varcas.sim.engine import Engine
 from varcas.targets.offline import VirtualRun
@@ -52,22 +53,23 @@ def run_steps(eng, t=0, limit=100_000):
     return steps, t
 
 
+class RowsByRequest(dict):
+    """Stands in for a Recorder: each row as a dict of its columns, keyed by request id."""
+
+    pending = 0  # never flushed
+
+    def record(self, **row):
+        assert set(row) == set(REQUEST_SCHEMA.names), "a row names exactly the schema's columns"
+        assert row["request_id"] not in self, "a request was recorded twice"
+        self[row["request_id"]] = {**row, "token_ns": list(row["token_ns"])}
+
+
 def virtual(setup, when_ns, input_len, output_len, timeout_ns=10**15, check=None):
     """A VirtualRun over explicit arrays; returns (run, rows as dicts keyed by request id).
     check(run), if given, is called before the run starts (to wrap the engine)."""
-    rows = {}
-    columns = ("request_id", "scheduled_ns", "slot_wait_ns", "sent_ns", "first_byte_ns", "first_token_ns",
-               "end_ns", "input_tokens", "output_tokens", "requested_input_tokens",
-               "requested_output_tokens", "http_status", "error", "finish_reason")
-
-    def record(row, tokens):
-        d = dict(zip(columns, row))
-        d["token_ns"] = list(tokens)
-        assert d["request_id"] not in rows, "a request was recorded twice"
-        rows[d["request_id"]] = d
-
+    rows = RowsByRequest()
     run = VirtualRun(setup, np.asarray(when_ns, np.int64), np.asarray(input_len, np.int32),
-                     np.asarray(output_len, np.int32), timeout_ns, record)
+                     np.asarray(output_len, np.int32), timeout_ns, rows)
     if check is not None:
         check(run)
     run.run()

@@ -171,10 +171,13 @@ class Engine:
         first_token = p.first_token_ns or None
         scheduled = int(self.when[i])
         self.recorder.record(
-            (i, scheduled, slot_wait, sent, p.first_byte_ns or None, first_token, end_ns,
-             in_tok if type(in_tok) is int else None, out_tok if type(out_tok) is int else None,
-             int(self.input_len[i]), int(self.output_len[i]), p.status, kind, p.finish_reason),
-            p if sent else b"",
+            request_id=i, scheduled_ns=scheduled, slot_wait_ns=slot_wait, sent_ns=sent,
+            first_byte_ns=p.first_byte_ns or None, first_token_ns=first_token, end_ns=end_ns,
+            token_ns=p if sent else b"",
+            input_tokens=in_tok if type(in_tok) is int else None,
+            output_tokens=out_tok if type(out_tok) is int else None,
+            requested_input_tokens=int(self.input_len[i]), requested_output_tokens=int(self.output_len[i]),
+            http_status=p.status, error=kind, finish_reason=p.finish_reason,
         )
         self._count(kind, sent, first_token, scheduled + slot_wait, p.n_events)
         if self.failures is not None:
@@ -232,8 +235,12 @@ class Engine:
     def _cancel_unsent(self, i: int) -> None:
         now = monotonic_ns()
         scheduled = int(self.when[i])
-        self.recorder.record((i, scheduled, now - scheduled, None, None, None, now, None, None,
-                              int(self.input_len[i]), int(self.output_len[i]), 0, "cancelled", None), b"")
+        self.recorder.record(
+            request_id=i, scheduled_ns=scheduled, slot_wait_ns=now - scheduled, sent_ns=None,
+            first_byte_ns=None, first_token_ns=None, end_ns=now, token_ns=b"", input_tokens=None,
+            output_tokens=None, requested_input_tokens=int(self.input_len[i]),
+            requested_output_tokens=int(self.output_len[i]), http_status=0, error="cancelled", finish_reason=None,
+        )
         self._count("cancelled", None, None, scheduled, 0)
 
     def cancel_all(self) -> None:

@@ -8,7 +8,7 @@ A run is a directory holding
   errors.log         short excerpts of error bodies (never in the rows)
 
 Schema history (SCHEMA_VERSION, checked by every reader):
-  1  first version: columns of REQUEST_SCHEMA below.
+  1  first version: columns of REQUEST_SCHEMA (declared in row.py).
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from ..errors import VarcasError
+from .row import REQUEST_FIELDS
 
 SCHEMA_VERSION = 1
 MANIFEST = "run.json"
@@ -32,28 +33,8 @@ ERRORS_LOG = "errors.log"
 # Error kinds recorded per request (null error = success).
 ERROR_KINDS = ("connect", "timeout", "http", "protocol", "truncated", "cancelled", "server")
 
-_dict_str = pa.dictionary(pa.int8(), pa.string())
-
-REQUEST_SCHEMA = pa.schema(
-    [
-        pa.field("request_id", pa.int64(), nullable=False),
-        pa.field("scheduled_ns", pa.int64(), nullable=False),
-        pa.field("slot_wait_ns", pa.int64(), nullable=False),
-        pa.field("sent_ns", pa.int64()),
-        pa.field("first_byte_ns", pa.int64()),
-        pa.field("first_token_ns", pa.int64()),
-        pa.field("end_ns", pa.int64()),
-        pa.field("token_ns", pa.list_(pa.int64())),
-        pa.field("input_tokens", pa.int32()),
-        pa.field("output_tokens", pa.int32()),
-        pa.field("requested_input_tokens", pa.int32(), nullable=False),
-        pa.field("requested_output_tokens", pa.int32(), nullable=False),
-        pa.field("http_status", pa.int16(), nullable=False),
-        pa.field("error", _dict_str),
-        pa.field("finish_reason", _dict_str),
-    ],
-    metadata={b"varcas.schema_version": str(SCHEMA_VERSION).encode()},
-)
+# One row per request: the columns are declared in row.py, the version and file metadata here.
+REQUEST_SCHEMA = pa.schema(REQUEST_FIELDS, metadata={b"varcas.schema_version": str(SCHEMA_VERSION).encode()})
 
 
 def write_json(path: Path, data) -> None:

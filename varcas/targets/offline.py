@@ -43,14 +43,16 @@ _FLUSH_ROWS = 16384  # rows held before a record batch is written: bounds memory
 
 
 class VirtualRun:
-    """One schedule through the engine in virtual time; rows go to record(row, token_times)."""
+    """One schedule through the engine in virtual time; rows go to recorder.record(**columns)
+    (a Recorder, or anything with its record, pending and flush), flushed once _FLUSH_ROWS are pending."""
 
-    def __init__(self, setup: Setup, when_ns, input_len, output_len, timeout_ns: int, record):
+    def __init__(self, setup: Setup, when_ns, input_len, output_len, timeout_ns: int, recorder):
         self.setup = setup
         self.when = [int(x) for x in when_ns]
         self.input_len, self.output_len = input_len.tolist(), output_len.tolist()
         self.timeout_ns = timeout_ns
-        self.record = record
+        self.recorder = recorder
+        self.record = recorder.record
         self.engine = Engine(setup)
         self.inflight: deque[Seq] = deque()  # accepted, in arrival order (= deadline order)
         self.log = StepLog()
@@ -59,10 +61,12 @@ class VirtualRun:
 
     def run(self) -> StepLog:
         """Simulate until every request has ended; returns the step log."""
-        eng, when, log = self.engine, self.when, self.log
+        eng, when, log, recorder = self.engine, self.when, self.log, self.recorder
         n, i = len(when), 0
         t = when[0] if n else 0
         while True:
+            if recorder.pending >= _FLUSH_ROWS:  # bounds memory (checked once a step)
+                recorder.flush()
             while i < n and when[i] <= t:
                 self._arrive(i)
                 i += 1
@@ -91,7 +95,10 @@ class VirtualRun:
         except ApiError:
             self.rejected += 1
             self.end_ns = max(self.end_ns, t)
-            self.record((i, t, 0, t, t, None, t, None, None, prompt, out, 400, "http", None), b"")
+            self.record(request_id=i, scheduled_ns=t, slot_wait_ns=0, sent_ns=t, first_byte_ns=t,
+                        first_token_ns=None, end_ns=t, token_ns=b"", input_tokens=None, output_tokens=None,
+                        requested_input_tokens=prompt, requested_output_tokens=out, http_status=400,
+                        error="http", finish_reason=None)
             return
         seq = Seq(i, prompt, out, t, array("q"))
         self.engine.add(seq)
@@ -107,13 +114,18 @@ class VirtualRun:
             self.engine.abort(s)
             self.timed_out += 1
             sent = s.arrival_ns
-            self.record((s.rid, sent, 0, sent, sent, s.first_ns or None, sent + timeout, None, None,
-                         s.prompt, s.max_tokens, 200, "timeout", None), s.sink)
+            self.record(request_id=s.rid, scheduled_ns=sent, slot_wait_ns=0, sent_ns=sent, first_byte_ns=sent,
+                        first_token_ns=s.first_ns or None, end_ns=sent + timeout, token_ns=s.sink,
+                        input_tokens=None, output_tokens=None, requested_input_tokens=s.prompt,
+                        requested_output_tokens=s.max_tokens, http_status=200, error="timeout",
+                        finish_reason=None)
 
     def _finished(self, s: Seq, t: int) -> None:
         sent = s.arrival_ns
-        self.record((s.rid, sent, 0, sent, sent, s.first_ns, t, s.prompt, s.generated, s.prompt,
-                     s.max_tokens, 200, None, "length"), s.sink)
+        self.record(request_id=s.rid, scheduled_ns=sent, slot_wait_ns=0, sent_ns=sent, first_byte_ns=sent,
+                    first_token_ns=s.first_ns, end_ns=t, token_ns=s.sink, input_tokens=s.prompt,
+                    output_tokens=s.generated, requested_input_tokens=s.prompt,
+                    requested_output_tokens=s.max_tokens, http_status=200, error=None, finish_reason="length")
 
 
 @dataclass
@@ -134,14 +146,9 @@ def simulate(setup: Setup, cfg: LoadConfig) -> OfflineResult:
     start_ns = manifest["clock_anchor"]["monotonic_ns"]  # virtual time 0
     recorder = Recorder(run_dir)
 
-    def record(row, tokens) -> None:
-        recorder.record(row, tokens)
-        if recorder.pending >= _FLUSH_ROWS:
-            recorder.flush()
-
     wall0 = time.perf_counter()
     run = VirtualRun(setup, prep.offsets_ns + start_ns, prep.input_len, prep.output_len,
-                     round(cfg.request_timeout_s * 1e9), record)
+                     round(cfg.request_timeout_s * 1e9), recorder)
     interrupted = False
     try:
         run.run()
