@@ -75,7 +75,10 @@ class Step:
 class StepLog:
     """Per-step columns, appended by a driver: what the server did, step by step."""
 
-    COLUMNS = ("start_ns", "dur_ns", "prefill_tokens", "decode_seqs", "running", "waiting", "used_blocks")
+    # as planned (running, waiting, used blocks: when the step starts), then the engine's
+    # cumulative counters once the step has ended (what /metrics would say right after it)
+    COLUMNS = ("start_ns", "dur_ns", "prefill_tokens", "decode_seqs", "running", "waiting", "used_blocks",
+               "prompt_tokens_total", "generation_tokens_total", "finished_total", "preemptions_total")
 
     def __init__(self):
         self._cols = tuple(array("q") for _ in self.COLUMNS)
@@ -91,11 +94,22 @@ class StepLog:
         c[5].append(engine.num_waiting)
         c[6].append(engine.total_blocks - engine.free_blocks)
 
+    def ended(self, engine: "Engine") -> None:
+        """The step logged last has ended (engine.finish ran): its counters as they stand now."""
+        c = self._cols
+        c[7].append(engine.prompt_tokens)
+        c[8].append(engine.generation_tokens)
+        c[9].append(engine.finished)
+        c[10].append(engine.preemptions)
+
     def __len__(self) -> int:
         return len(self._cols[0])
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.frombuffer(col, dtype=np.int64) if len(col) else np.zeros(0, np.int64)
+        """The columns as int64 arrays, cut to the steps that ended (an interrupted run may have
+        logged one that did not)."""
+        n = min(len(col) for col in self._cols)
+        return {name: np.frombuffer(col, dtype=np.int64)[:n].copy() if n else np.zeros(0, np.int64)
                 for name, col in zip(self.COLUMNS, self._cols)}
 
 

@@ -31,9 +31,11 @@ import pyarrow.parquet as pq
 
 from ..load.preflight import ServerInfo
 from ..load.runner import LoadConfig, base_manifest, make_run_dir, prepare
-from ..rundir import convert_to_parquet, write_manifest
+from ..metricsfile import METRICS_PARQUET
+from ..rundir import PARQUET, convert_to_parquet, read_requests, write_manifest
 from ..rundir.recorder import Recorder
 from ..serve.openai_wire import ApiError
+from ..sim import virtual_metrics
 from ..sim.api import check_lengths
 from ..sim.config import SERVER_VERSION, Setup
 from ..sim.engine import FINISHED, Engine, Seq, StepLog
@@ -81,6 +83,7 @@ class VirtualRun:
             t += step.dur_ns
             self._expire(t)
             sampled, finished = eng.finish(step, t)
+            log.ended(eng)
             for s in sampled:
                 s.sink.append(t)
             for s in finished:
@@ -161,9 +164,21 @@ def simulate(setup: Setup, cfg: LoadConfig) -> OfflineResult:
     if interrupted:
         manifest["status"] = "interrupted"
     manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
+    if cfg.metrics_interval_s:
+        manifest["telemetry"] = _metrics(run_dir, setup, steps, manifest, cfg.metrics_interval_s)
     write_manifest(run_dir, manifest)
     pq.write_table(pa.table(steps), run_dir / STEPS_FILE, compression="zstd")
     return OfflineResult(run_dir, manifest, steps)
+
+
+def _metrics(run_dir: Path, setup: Setup, steps: dict, manifest: dict, interval_s: float) -> dict:
+    """metrics.parquet as a scraper polling every interval_s would have recorded it, in virtual time."""
+    table = virtual_metrics.scrapes(steps, read_requests(run_dir / PARQUET), manifest["start_ns"], manifest["end_ns"],
+                                    round(interval_s * 1e9), setup.served_name, setup.num_blocks)
+    pq.write_table(table, run_dir / METRICS_PARQUET, compression="zstd")
+    scrapes = len(virtual_metrics.sample_times(manifest["start_ns"], manifest["end_ns"], round(interval_s * 1e9)))
+    return {"metrics_interval_s": interval_s, "virtual": True, "scrapes": scrapes, "failed": 0, "error": None,
+            "rows": table.num_rows}
 
 
 def _outcome(run: VirtualRun, steps: dict, start_ns: int, wall_s: float) -> dict:
