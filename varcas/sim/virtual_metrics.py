@@ -39,12 +39,11 @@ def scrapes(steps: dict, requests: pa.Table, t0_ns: int, t1_ns: int, interval_ns
     label = {"model_name": model_name}
     series: list[tuple[str, dict, np.ndarray]] = []
     start, end = steps["start_ns"], steps["start_ns"] + steps["dur_ns"]
-    planned = np.searchsorted(start, t, side="right") - 1  # the step that started last
-    busy = (planned >= 0) & (t < end[np.maximum(planned, 0)])
+    planned = np.searchsorted(start, t, side="right") - 1  # the step that started last (-1: none yet)
+    planned[(planned >= 0) & (t >= np.append(end, 0)[planned])] = -1  # it ended: the engine is idle
     for name, column in GAUGES:
-        series.append((name, label, np.where(busy, steps[column][np.maximum(planned, 0)], 0).astype(float)))
-    used = np.where(busy, steps["used_blocks"][np.maximum(planned, 0)], 0)
-    series.append(("vllm:gpu_cache_usage_perc", label, used / max(total_blocks, 1)))
+        series.append((name, label, _at(steps[column], planned)))
+    series.append(("vllm:gpu_cache_usage_perc", label, _at(steps["used_blocks"], planned) / max(total_blocks, 1)))
     done = np.searchsorted(end, t, side="right") - 1  # the last step that ended
     for name, column in COUNTERS:
         series.append((name, label, _at(steps[column], done)))
@@ -55,9 +54,9 @@ def scrapes(steps: dict, requests: pa.Table, t0_ns: int, t1_ns: int, interval_ns
     return _table(t, series)
 
 
-def _at(cumulative: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """A cumulative column's value at each sample (0 before the first step ended)."""
-    return np.where(index >= 0, cumulative[np.maximum(index, 0)] if cumulative.size else 0, 0).astype(float)
+def _at(column: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """A step column's value at each sample's step index; 0 where the index is -1 (no step)."""
+    return np.append(column, 0)[index].astype(float)
 
 
 def _observations(requests: pa.Table):
