@@ -29,3 +29,14 @@ def varcas_cli(*args, env=None, timeout=60, **popen):
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout,
                           env=full_env, cwd=popen.pop("cwd", REPO), **popen)
+
+
+def wait_for_rows(out: Path, proc, min_bytes: int = 4096, timeout_s: float = 30.0) -> None:
+    """Until the run's requests.arrows holds about min_bytes of flushed rows (a busy machine
+    can take seconds to start a run), bounded; fails if the process ended first."""
+    import time
+
+    arrows, deadline = out / "requests.arrows", time.monotonic() + timeout_s
+    while not (arrows.is_file() and arrows.stat().st_size > min_bytes):
+        assert time.monotonic() < deadline and proc.poll() is None, "the run flushed no rows in time"
+        time.sleep(0.05)

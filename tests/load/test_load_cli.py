@@ -13,7 +13,7 @@ import pytest
 
 from varcas.rundir import read_manifest
 
-from .helpers import REPO, varcas_cli
+from .helpers import REPO, varcas_cli, wait_for_rows
 
 LOAD = ("-m", "varcas.load")
 
@@ -69,7 +69,8 @@ def test_api_key_never_lands_in_the_run_directory(tmp_path, server):
     assert res.returncode == 1, res.stderr  # every request failed (the injected 400)
     assert secret not in res.stdout + res.stderr
     files = list(out.iterdir())
-    assert {f.name for f in files} >= {"run.json", "requests.parquet", "requests.arrows", "errors.log"}
+    assert {f.name for f in files} >= {"run.json", "requests.parquet", "errors.log"}
+    assert "requests.arrows" not in {f.name for f in files}  # removed once the Parquet file holds every row
     for f in files:
         assert secret.encode() not in f.read_bytes(), f.name
     assert read_manifest(out)["config"]["headers"][0] == "X-Api-Key: ***"
@@ -97,7 +98,8 @@ def _start_load(server_url: str, out, *extra) -> subprocess.Popen:
 def test_sigint_stops_sending_drains_and_keeps_everything(tmp_path, server):
     out = tmp_path / "r"
     proc = _start_load(server.url, out)
-    time.sleep(2.5)
+    wait_for_rows(out, proc, 4096)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
@@ -111,7 +113,8 @@ def test_sigint_stops_sending_drains_and_keeps_everything(tmp_path, server):
 def test_second_sigint_cancels_in_flight_requests(tmp_path, server):
     out = tmp_path / "r"
     proc = _start_load(server.url, out, "--header", "X-Fault: stall")
-    time.sleep(2.0)
+    wait_for_rows(out, proc, 0)  # the recorder is up: sending starts within a second
+    time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
@@ -125,7 +128,7 @@ def test_second_sigint_cancels_in_flight_requests(tmp_path, server):
 def test_recover_after_the_process_is_killed(tmp_path, server):
     out = tmp_path / "r"
     proc = _start_load(server.url, out)
-    time.sleep(3.0)
+    wait_for_rows(out, proc, 16384)
     proc.kill()
     proc.communicate(timeout=10)
     assert read_manifest(out)["status"] == "running" and not (out / "requests.parquet").exists()

@@ -8,6 +8,7 @@ import pytest
 
 from varcas.errors import VarcasError
 from varcas.load.request import RequestBuilder, Target, parse_header
+from varcas import rundir
 from varcas.rundir import (
     PARQUET,
     convert_to_parquet,
@@ -84,6 +85,26 @@ def test_rows_round_trip_through_arrows_and_parquet(tmp_path):
     assert rows[1]["first_token_ns"] is None and rows[2]["http_status"] == 200
     meta = pq.read_schema(tmp_path / PARQUET).metadata
     assert meta[b"varcas.schema_version"] == b"1" and b"varcas.run" in meta
+
+
+def test_parquet_rows_are_in_request_order_and_the_stream_goes(tmp_path, monkeypatch):
+    """Rows recorded in completion order come back in request order; a stream too large to sort
+    in memory is kept in completion order (streamed, one row group at a time)."""
+    write_manifest(tmp_path, {"schema_version": 1, "status": "running"})
+    for limit, expected in ((1 << 30, [0, 1, 2, 3, 4]), (0, [3, 1, 4, 0, 2])):
+        monkeypatch.setattr(rundir, "SORT_LIMIT_BYTES", limit)
+        rec = Recorder(tmp_path)
+        for i in (3, 1, 4):
+            rec.record(**_row(i, [i]))
+        rec.flush()
+        for i in (0, 2):
+            rec.record(**_row(i, [i]))
+        rec.close()
+        assert convert_to_parquet(tmp_path, {"schema_version": 1}, row_group_rows=2) == 5
+        rows = read_requests(tmp_path).to_pylist()
+        assert [r["request_id"] for r in rows] == expected and [r["token_ns"] for r in rows] == [[i] for i in expected]
+        assert not (tmp_path / "requests.arrows").exists()
+        (tmp_path / PARQUET).unlink()
 
 
 def test_torn_arrows_tail_is_dropped_on_recover(tmp_path):

@@ -212,11 +212,11 @@ NAN, INF = float("nan"), float("inf")
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"rps": 0}, "rps must be a finite number > 0"),
-    ({"rps": -2}, "rps must be a finite number > 0"),
-    ({"rps": NAN}, "rps must be a finite number > 0"),
-    ({"rps": INF}, "rps must be a finite number > 0"),
-    ({"rps": True}, "rps must be a finite number > 0"),
+    ({"rps": 0}, "rps must be a number > 0 or inf"),
+    ({"rps": -2}, "rps must be a number > 0 or inf"),
+    ({"rps": NAN}, "rps must be a number > 0 or inf"),
+    ({"rps": INF}, "rps inf sends every request at once: give a number of requests"),
+    ({"rps": True}, "rps must be a number > 0 or inf"),
     ({"arrival": "gamma", "burstiness": 0}, "burstiness must be a finite number > 0"),
     ({"arrival": "gamma", "burstiness": NAN}, "burstiness must be a finite number > 0"),
     ({"arrival": "gamma", "burstiness": -1}, "burstiness must be a finite number > 0"),

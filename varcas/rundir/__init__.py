@@ -156,41 +156,60 @@ def write_parquet(table: pa.Table, path: Path, manifest: dict | None = None) -> 
     os.replace(tmp, path)
 
 
-def convert_to_parquet(run_dir: Path, manifest: dict | None = None, row_group_rows: int = 131072) -> int:
-    """Stream requests.arrows into requests.parquet (manifest in the key-value metadata).
+SORT_LIMIT_BYTES = 1 << 30  # a stream this large is converted as it lies (completion order), in bounded memory
 
-    Memory stays bounded by one row group, whatever the run's length; a torn tail left by a
-    crash is dropped. Written to a temp file and renamed, so a reader never sees half a file.
-    Returns the number of rows written.
-    """
+
+def convert_to_parquet(run_dir: Path, manifest: dict | None = None, row_group_rows: int = 131072) -> int:
+    """requests.arrows -> requests.parquet (manifest in the key-value metadata), rows in
+    request_id order; a torn tail left by a crash is dropped. Written to a temp file and
+    renamed, so a reader never sees half a file; requests.arrows is then removed. A stream over
+    SORT_LIMIT_BYTES is streamed through in completion order instead, one row group in memory
+    at a time. Returns the number of rows written."""
     run_dir = Path(run_dir)
     src, dst = run_dir / ARROWS, run_dir / PARQUET
     tmp = Path(str(dst) + ".tmp")
-    rows, pending, pending_rows = 0, [], 0
     try:
         f = pa.OSFile(str(src), "rb")
         reader = ipc.open_stream(f)
         _schema_version_of(reader.schema, src)
+        in_order = src.stat().st_size <= SORT_LIMIT_BYTES
     except (pa.ArrowInvalid, OSError) as exc:
         raise VarcasError(f"{src}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
     try:
         schema = _parquet_schema(reader.schema, manifest)
         with f, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            for batch in _complete_batches(reader):
-                pending.append(batch)
-                pending_rows += batch.num_rows
-                if pending_rows >= row_group_rows:
-                    writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                    rows, pending, pending_rows = rows + pending_rows, [], 0
-            if pending:
-                writer.write_table(pa.Table.from_batches(pending, schema=schema))
-                rows += pending_rows
+            groups = _sorted_groups if in_order else _row_groups
+            rows = 0
+            for table in groups(_complete_batches(reader), schema, row_group_rows):
+                writer.write_table(table)
+                rows += table.num_rows
         os.replace(tmp, dst)
     except OSError as exc:  # the batches were read (a torn tail ends the stream): writing failed
         tmp.unlink(missing_ok=True)
         raise VarcasError(f"cannot write {dst} ({os_error_text(exc)}); {src} keeps every row: "
                           f"free space, then `varcas recover {run_dir}`") from None
+    src.unlink(missing_ok=True)  # the Parquet file holds every row now
     return rows
+
+
+def _row_groups(batches, schema: pa.Schema, rows_per_group: int):
+    """The batches as tables of about rows_per_group rows, in the order they came."""
+    pending, pending_rows = [], 0
+    for batch in batches:
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows >= rows_per_group:
+            yield pa.Table.from_batches(pending, schema=schema)
+            pending, pending_rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending, schema=schema)
+
+
+def _sorted_groups(batches, schema: pa.Schema, rows_per_group: int):
+    """Every batch, sorted by request_id, in row groups of rows_per_group."""
+    table = pa.Table.from_batches(list(batches), schema=schema).sort_by("request_id")
+    for start in range(0, table.num_rows, rows_per_group):
+        yield table.slice(start, rows_per_group)
 
 
 def os_error_text(exc: OSError) -> str:
@@ -217,11 +236,11 @@ def recover(run_dir: Path) -> int:
     """Turn requests.arrows of a run whose process died into requests.parquet; returns row count."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
-    if not (run_dir / ARROWS).is_file():
-        raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS})")
     if manifest.get("status") != "running" and (run_dir / PARQUET).is_file():
         raise VarcasError(f"{run_dir}: nothing to recover: the run ended ({manifest.get('status')}) "
                           f"and its {PARQUET} was written")
+    if not (run_dir / ARROWS).is_file():
+        raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS})")
     if manifest.get("status") == "running":
         manifest["status"] = "interrupted"
         manifest["recovered"] = True
