@@ -15,6 +15,7 @@ t_ns order. duckdb and pandas read it as is:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -84,24 +85,88 @@ def read(run_dir: Path) -> pa.Table | None:
     return table
 
 
+class Samples(NamedTuple):
+    """One exposed name's samples that carry a number, in t_ns order; dropped counts those that
+    did not (NaN or infinite: no reading), which every figure leaves out."""
+
+    t_ns: np.ndarray
+    label_ids: np.ndarray  # index of each sample's label set in label_sets
+    label_sets: list  # the label sets as JSON objects
+    values: np.ndarray
+    dropped: int
+
+
+def samples(table: pa.Table, name: str) -> Samples:
+    """The samples of one exposed name (Samples: empty where the file has none)."""
+    rows = table.filter(pc.equal(table["name"].cast(pa.string()), name))
+    labels = rows["labels"].cast(pa.string()).combine_chunks().dictionary_encode()
+    t, ids, v = rows["t_ns"].to_numpy(), labels.indices.to_numpy(), rows["value"].to_numpy()
+    ok = np.isfinite(v)
+    return Samples(t[ok], ids[ok], labels.dictionary.to_pylist(), v[ok], int(ok.size - np.count_nonzero(ok)))
+
+
+def bracket(s: Samples, t0_ns: int, t1_ns: int) -> Samples:
+    """The samples from the last scrape at or before t0_ns to the first at or after t1_ns: a
+    counter's increase over [t0_ns, t1_ns) is measured between them."""
+    times = np.unique(s.t_ns)
+    if not times.size:
+        return s
+    lo = times[max(np.searchsorted(times, t0_ns, side="right") - 1, 0)]
+    hi = times[min(np.searchsorted(times, t1_ns, side="left"), times.size - 1)]
+    keep = (s.t_ns >= lo) & (s.t_ns <= hi)
+    return s._replace(t_ns=s.t_ns[keep], label_ids=s.label_ids[keep], values=s.values[keep])
+
+
+def increases(s: Samples) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(t_ns, label_ids, increase, resets) in (label set, time) order: each sample's increase over
+    its label set's previous one (0 at a set's first). A counter that went down restarted (a
+    server restart) and counts from zero again; resets says how often that happened."""
+    order = np.lexsort((s.t_ns, s.label_ids))
+    t, ids, v = s.t_ns[order], s.label_ids[order], s.values[order]
+    same, step = ids[1:] == ids[:-1], np.diff(v)
+    grew = np.concatenate(([0.0], np.where(same, np.where(step >= 0, step, v[1:]), 0.0)))
+    return t, ids, grew, int(np.count_nonzero(same & (step < 0)))
+
+
 def counter_deltas(table: pa.Table, names, t0_ns: int | None = None, t1_ns: int | None = None) -> dict[str, float]:
     """Each counter's increase, summed over its label sets: over the whole table, or between the
-    scrapes that bracket [t0_ns, t1_ns) (the last at or before t0, the first at or after t1).
-    A counter that went down restarted (a server restart) and counts from zero again."""
-    name_col = table["name"].cast(pa.string())
+    scrapes that bracket [t0_ns, t1_ns) (bracket). A reset counts from zero again (increases)."""
     out = {}
     for name in names:
-        rows = table.filter(pc.equal(name_col, name))
-        t, v = rows["t_ns"].to_numpy(), rows["value"].to_numpy()
-        labels = rows["labels"].cast(pa.string()).to_numpy(zero_copy_only=False)
-        if t0_ns is not None and t.size:
-            times = np.unique(t)
-            lo = times[max(np.searchsorted(times, t0_ns, side="right") - 1, 0)]
-            hi = times[min(np.searchsorted(times, t1_ns, side="left"), times.size - 1)]
-            keep = (t >= lo) & (t <= hi)
-            t, v, labels = t[keep], v[keep], labels[keep]
-        order = np.lexsort((t, labels))  # by label set, then by scrape time
-        v, labels = v[order], labels[order]
-        steps = np.where(np.diff(v) >= 0, np.diff(v), v[1:])
-        out[name] = float(steps[labels[1:] == labels[:-1]].sum())
+        s = samples(table, name)
+        out[name] = float(increases(s if t0_ns is None else bracket(s, t0_ns, t1_ns))[2].sum())
     return out
+
+
+def cumulative(s: Samples) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scrape times, the counter's increase since its first scrape summed over label sets at
+    each, resets): a reset counts from zero again (increases)."""
+    t, _, grew, resets = increases(s)
+    times, at = np.unique(t, return_inverse=True)
+    return times, np.cumsum(np.bincount(at, weights=grew, minlength=times.size)), resets
+
+
+def rates(times: np.ndarray, total: np.ndarray, edges_ns: np.ndarray) -> np.ndarray:
+    """Per bin between edges_ns, a cumulative count's increase per second: the count linearly
+    interpolated between scrapes, over the part of the bin the scrapes span; NaN where they span none."""
+    if not times.size:
+        return np.full(edges_ns.size - 1, np.nan)
+    clipped = np.clip(edges_ns, times[0], times[-1])
+    grew, span_s = np.diff(np.interp(clipped, times, total)), np.diff(clipped) / 1e9
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(span_s > 0, grew / span_s, np.nan)
+
+
+def summed(s: Samples) -> tuple[np.ndarray, np.ndarray]:
+    """(scrape times, a gauge's value summed over its label sets at each)."""
+    times, at = np.unique(s.t_ns, return_inverse=True)
+    return times, np.bincount(at, weights=s.values, minlength=times.size)
+
+
+def last_in_bins(times: np.ndarray, values: np.ndarray, edges_ns: np.ndarray) -> np.ndarray:
+    """Per bin between edges_ns, the value of the last sample taken inside it; NaN where none was."""
+    if not times.size:
+        return np.full(edges_ns.size - 1, np.nan)
+    last = np.maximum(np.searchsorted(times, edges_ns[1:], side="left") - 1, 0)
+    inside = (times[last] < edges_ns[1:]) & (times[last] >= edges_ns[:-1])
+    return np.where(inside, values[last], np.nan)

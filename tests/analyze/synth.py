@@ -5,16 +5,20 @@ prefill and per-token times, so every latency is known by hand; with few slots a
 arrivals the queue grows (a saturated server), with enough slots it never forms (steady).
 big_run() builds a large steady run with jittered token gaps, vectorised (no Python loop per
 request or token). write_run() stores the columns through varcas.rundir exactly as the load
-generator does. In the column dicts, NULL (-1) stands for a null value.
+generator does. In the column dicts, NULL (-1) stands for a null value. metrics_table() and
+write_metrics() build a run's metrics.parquet from scrapes given by hand; histogram() gives
+the samples of a Prometheus histogram.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from varcas import rundir
+from varcas import metricsfile, rundir
 
 START_NS = 5_000_000_000_000  # schedule time 0 on the synthetic monotonic clock
 NULL = -1
@@ -157,3 +161,30 @@ def fail(cols: dict, index, kind: str, status: int = 0) -> dict:
     cols["token_ns"] = cols["token_ns"][np.repeat(keep, np.diff(cols["token_offsets"]))]
     cols["token_offsets"] = np.concatenate(([0], np.cumsum(lengths)))
     return cols
+
+
+def labels(**kv) -> str:
+    """A label set as the scraper stores it: a JSON object with sorted keys."""
+    return json.dumps(kv, sort_keys=True, separators=(",", ":"))
+
+
+def histogram(name: str, buckets: dict, total: float, **kv) -> list:
+    """The samples of a Prometheus histogram: cumulative counts per upper bound ({"0.5": 3,
+    "+Inf": 4}: name_bucket{le=...}), name_sum (total) and name_count (the +Inf count)."""
+    rows = [(f"{name}_bucket", labels(le=le, **kv), float(n)) for le, n in buckets.items()]
+    count = buckets.get("+Inf", max(buckets.values(), default=0))
+    return rows + [(f"{name}_sum", labels(**kv), float(total)), (f"{name}_count", labels(**kv), float(count))]
+
+
+def metrics_table(scrapes) -> pa.Table:
+    """A metrics table from [(t_ns, [(name, labels, value), ...]), ...]."""
+    return pa.Table.from_batches([metricsfile.batch(t, [n for n, _, _ in s], [lb for _, lb, _ in s],
+                                                    [v for _, _, v in s]) for t, s in scrapes],
+                                 schema=metricsfile.METRICS_SCHEMA)
+
+
+def write_metrics(run_dir, scrapes) -> Path:
+    """Write the run's metrics.parquet from scrapes as metrics_table takes them."""
+    path = Path(run_dir) / metricsfile.METRICS_PARQUET
+    pq.write_table(metrics_table(scrapes), path)
+    return path

@@ -12,11 +12,17 @@ from varcas.analyze.catalog import BY_NAME, COMPARED, LATENCY, METRICS, SERVER_M
 from . import synth
 from .synth import MS
 
-SERVER = {"scrapes": 3, "running": {"mean": 4.0, "p50": 4.0, "p90": 5.0, "max": 6.0},
-          "waiting": {"mean": 1.0, "p50": 1.0, "p90": 2.0, "max": 3.0},
-          "kv_cache_usage": {"mean": 0.5, "p50": 0.5, "p90": 0.6, "max": 0.7},
+SERVER = {"scrapes": 3, "running": {"mean": 4.0, "p10": 3.0, "p50": 4.0, "p90": 5.0, "max": 6.0, "scrapes": 3,
+                                    "histogram": [{"from": 3, "to": 6, "scrapes": 3}]},
+          "waiting": {"mean": 1.0, "p10": 0.0, "p50": 1.0, "p90": 2.0, "max": 3.0, "scrapes": 3},
+          "kv_cache_usage": {"mean": 0.5, "p10": 0.4, "p50": 0.5, "p90": 0.6, "max": 0.7, "scrapes": 3},
           "preemptions": {"delta": 2.0, "per_s": 0.1}, "prompt_tokens": {"delta": 900.0, "per_s": 45.0},
-          "generation_tokens": {"delta": 1200.0, "per_s": 60.0}}
+          "generation_tokens": {"delta": 1200.0, "per_s": 60.0},
+          "iteration_tokens": {"name": "vllm:iteration_tokens_total", "observations": 9, "mean_tok": 12.0,
+                               "p50_tok": 8.0, "p90_tok": 30.0, "p99_tok": 32.0},
+          **{m: {"name": "vllm:x", "observations": 9, "mean_ms": 70.0, "p50_ms": 60.0, "p90_ms": 90.0,
+                 "p99_ms": 99.0, "client_mean_ms": 80.0, "client_p50_ms": 80.0, "gap_mean_ms": 10.0,
+                 "gap_p50_ms": 20.0} for m in ("server_ttft", "server_itl")}}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +67,7 @@ def test_the_rendered_tables_show_every_metric_with_its_label_and_unit(run):
             assert f"\n {m.label} " in out, m.name
         elif m.in_table:
             assert m.heading in out, m.name
-    assert all(m.heading in out for m in SERVER_METRICS)
+    assert all((f"{m.label} server" if m.client else m.heading) in out for m in SERVER_METRICS)
     assert "KV-cache usage (%)" in out and "50.00" in out  # stored as a fraction, shown in percent
     both = _text([s, s])
     for m in METRICS:

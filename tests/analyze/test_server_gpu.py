@@ -2,19 +2,11 @@
 window only; DCGM first where a run has both; no GPU samples, no block."""
 from __future__ import annotations
 
-import pyarrow as pa
-
-from varcas import metricsfile
 from varcas.analyze.server import gpu_side
 
+from .synth import metrics_table as table_of
+
 G0, G1 = '{"gpu":"0"}', '{"gpu":"1"}'
-
-
-def table_of(scrapes) -> pa.Table:
-    """A metrics table from [(t_ns, [(name, labels, value), ...]), ...]."""
-    return pa.Table.from_batches([metricsfile.batch(t, [n for n, _, _ in s], [lb for _, lb, _ in s],
-                                                    [v for _, _, v in s]) for t, s in scrapes],
-                                 schema=metricsfile.METRICS_SCHEMA)
 
 
 def test_dcgm_figures_in_their_units_over_the_window_only():

@@ -12,7 +12,7 @@ from tests.analyze import synth
 from varcas.analyze import kernels, load_run, summarize
 from varcas.analyze.metrics import NS_PER_MS
 from varcas.results import digest as D
-from varcas.results.digest import Digest, Timeline
+from varcas.results.digest import Digest, ServerTimeline, Timeline
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +66,21 @@ def test_a_stale_or_malformed_cache_is_recomputed(run_dir, tmp_path, spoil):
     (copy / D.DIGEST_FILE).write_text(json.dumps(spoil(good.to_json())))
     assert D.cached(copy) is None
     assert D.digest(copy) == good and D.cached(copy) == good
+
+
+def test_the_server_timeline_travels_with_the_digest_unknown_seconds_as_none(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy, ignore=shutil.ignore_patterns(D.DIGEST_FILE))
+    assert D.digest(copy).server_timeline is None  # no metrics.parquet
+    m = synth.labels(model_name="m")
+    synth.write_metrics(copy, [(synth.START_NS + (k * 1000 + 500) * synth.MS,
+                                [("vllm:num_requests_running", m, float(k)),
+                                 ("vllm:generation_tokens_total", m, 50.0 * k)]) for k in range(-1, 10)])
+    made = D.digest(copy)
+    stored = json.loads((copy / D.DIGEST_FILE).read_text())
+    assert Digest.from_json(stored) == made == D.cached(copy)
+    tl = made.server_timeline
+    assert isinstance(tl, ServerTimeline) and tl.t_s == made.timeline.t_s
+    unknown = (None,) * (len(tl.t_s) - 10)  # the last scrape is at 9.5 s
+    assert tl.series["running"] == (*map(float, range(10)), *unknown)
+    assert tl.series["generation_tokens"] == ((50.0,) * 10 + unknown)

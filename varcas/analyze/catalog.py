@@ -17,6 +17,7 @@ LATENCY = "latency"  # a distribution of the server's latency over requests (or 
 CLIENT = "client"  # a distribution of time the client added, or saw from the planned send time
 GAUGE = "gauge"  # the server's own /metrics gauge, sampled at each scrape in the scope
 COUNTER = "counter"  # the server's own /metrics counter, its increase over the scope
+HISTOGRAM = "histogram"  # the server's own /metrics histogram, its buckets' increase over the scope
 
 
 def percent_word(p) -> str:
@@ -141,11 +142,23 @@ class ServerMetric(_Shown):
     name: str  # its key in the summary's server section
     label: str
     unit: str  # a counter with a unit is shown as a rate, one without as its increase
-    kind: str  # GAUGE or COUNTER
+    kind: str  # GAUGE, COUNTER or HISTOGRAM (its base name: name_bucket, name_sum, name_count)
     sources: tuple  # the exposed names, newest first
-    scale: float = 1.0  # shown value = stored value x scale
+    scale: float = 1.0  # figure in unit = exposed value x scale (a gauge's summary keeps the exposed value)
+    client: str = ""  # the client's METRICS name for the same figure, which it is shown beside
+    timeline: bool = True  # a per-second series of the server timeline
+
+    def key(self, stat) -> str:
+        """A histogram figure's key in its unit: 'mean' -> mean_ms, 50 -> p50_ms, 'gap_mean' -> gap_mean_ms."""
+        return f"{stat if isinstance(stat, str) else f'p{percent_word(stat)}'}_{self.unit}"
+
+    @property
+    def series_heading(self) -> str:
+        """The heading of its per-second series: a counter without a unit counts per second."""
+        return f"{self.label} (per s)" if self.kind == COUNTER and not self.unit else self.heading
 
 
+# vLLM v1 names first (vllm/v1/metrics/loggers.py, as of 0.32), then the older ones (v0: vllm/engine/metrics.py)
 SERVER_METRICS = (
     ServerMetric("running", "running (the batch it ran)", "", GAUGE, ("vllm:num_requests_running",)),
     ServerMetric("waiting", "waiting (its queue)", "", GAUGE, ("vllm:num_requests_waiting",)),
@@ -154,4 +167,10 @@ SERVER_METRICS = (
     ServerMetric("preemptions", "preemptions", "", COUNTER, ("vllm:num_preemptions_total",)),
     ServerMetric("prompt_tokens", "prompt throughput", "tok/s", COUNTER, ("vllm:prompt_tokens_total",)),
     ServerMetric("generation_tokens", "generation throughput", "tok/s", COUNTER, ("vllm:generation_tokens_total",)),
+    ServerMetric("iteration_tokens", "tokens per iteration", "tok", HISTOGRAM, ("vllm:iteration_tokens_total",)),
+    ServerMetric("server_ttft", "TTFT", "ms", HISTOGRAM, ("vllm:time_to_first_token_seconds",), scale=1000.0,
+                 client="ttft", timeline=False),
+    ServerMetric("server_itl", "ITL", "ms", HISTOGRAM,
+                 ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"), scale=1000.0,
+                 client="itl", timeline=False),
 )

@@ -14,15 +14,18 @@ from rich.text import Text
 from .catalog import (
     BY_NAME,
     GAUGE,
+    HISTOGRAM,
     LATENCY,
     METRICS,
     SERVER_METRICS,
     figure,
     percent_word,
 )
+from .server import HISTOGRAM_PERCENTS
 from .summary import Summary
 
 WIDE = 110  # a console this wide also gets std and min in the latency table
+BAR = 30  # characters of the batch histogram's longest bar
 
 
 def render(summaries, console: Console | None = None) -> None:
@@ -76,25 +79,89 @@ def _render_one(s: Summary, console: Console) -> None:
         console.print(_errors_table(s))
     if s.server:
         console.print(_server_table(s))
+        if "histogram" in s.server.get("running", {}):
+            console.print(_batch_table(s))
+        beside, note = _beside_table(s), _gap_note(s)
+        if beside is not None:
+            console.print(beside)
+        if note:
+            console.print(note)
     _render_trust(s, console)
+
+
+def _scope(s: Summary) -> str:
+    return "steady window" if s.steady else "whole run"
 
 
 def _server_table(s: Summary) -> Table:
     """The server's own view (its /metrics) over the window the figures above describe."""
-    scope = "steady window" if s.steady else "whole run"
-    table = _table(f"Server's own figures (/metrics, {s.server['scrapes']} scrapes in the {scope})")
+    table = _table(f"Server's own figures (/metrics, {s.server['scrapes']} scrapes in the {_scope(s)})")
     table.add_column("")
-    for header in ("mean", "p50", "p90", "max"):
+    for header in ("mean", "p10", "p50", "p90", "max"):
         table.add_column(header, justify="right")
     for m in SERVER_METRICS:
-        if m.name not in s.server:
+        got = s.server.get(m.name)
+        if got is None or m.client:
             continue
-        got = s.server[m.name]
         if m.kind == GAUGE:
-            table.add_row(m.heading, *(_num(got[k] * m.scale) for k in ("mean", "p50", "p90", "max")))
+            table.add_row(m.heading, *(_num(got[k] * m.scale) for k in ("mean", "p10", "p50", "p90", "max")))
+        elif m.kind == HISTOGRAM:
+            table.add_row(m.heading, _num(got[m.key("mean")]), "", _num(got[m.key(50)]), _num(got[m.key(90)]), "")
         else:  # a counter: with a unit its rate, else its increase
-            table.add_row(m.heading, _num(got["per_s"] if m.unit else int(got["delta"])), "", "", "")
+            table.add_row(m.heading, _num(got["per_s"] if m.unit else int(got["delta"])), "", "", "", "")
     return table
+
+
+def _batch_table(s: Summary) -> Table:
+    """How often the server ran each batch size (its running gauge's scrapes in the window)."""
+    bins = s.server["running"]["histogram"]
+    total = sum(b["scrapes"] for b in bins)
+    table = _table(f"Running batch: scrapes per size in the {_scope(s)}")
+    for header in ("batch", "scrapes", "share"):
+        table.add_column(header, justify="right")
+    table.add_column("")
+    for b in bins:
+        size = str(b["from"]) if b["from"] == b["to"] else f"{b['from']}-{b['to']}"
+        table.add_row(size, _num(b["scrapes"]), f"{100 * b['scrapes'] / total:.0f}%",
+                      "█" * round(BAR * b["scrapes"] / max(c["scrapes"] for c in bins)))
+    return table
+
+
+def _beside_table(s: Summary) -> Table | None:
+    """The server's own TTFT and ITL (its histograms) beside the client's, and the gap between
+    them: the network and the API server's time. None when the server has neither."""
+    shown = [m for m in SERVER_METRICS if m.client and m.name in s.server]
+    if not shown:
+        return None
+    table = _table(f"Server's own latency beside the client's (ms, {_scope(s)}; the server's percentiles "
+                   "are as fine as its histogram buckets)")
+    table.add_column("", no_wrap=True)
+    for header in ("n", "mean", *(f"p{percent_word(p)}" for p in HISTOGRAM_PERCENTS)):
+        table.add_column(header, justify="right")
+    block = s.steady or s.whole
+    for m in shown:
+        got, client = s.server[m.name], block.latency[m.client]
+        table.add_section()
+        table.add_row(f"{m.label} server", _num(got["observations"]), _num(got[m.key("mean")]),
+                      *(_num(got[m.key(p)]) for p in HISTOGRAM_PERCENTS))
+        if client is not None:
+            table.add_row(f"{m.label} client", _num(client.n), _num(client.mean),
+                          *(_num(client.percentiles.get(p)) for p in HISTOGRAM_PERCENTS))
+            table.add_row(Text(f"{m.label} gap: network + API server", style="italic"), "",
+                          _num(got[m.key("gap_mean")]), _num(got[m.key("gap_p50")]))
+    return table
+
+
+def _gap_note(s: Summary) -> str:
+    """One line on how large the network and API server's share of each latency is."""
+    parts = []
+    for m in SERVER_METRICS:
+        got = (s.server or {}).get(m.name) or {}
+        gap, client = got.get(m.key("gap_mean")), got.get(m.key("client_mean"))
+        if gap is not None and client:
+            parts.append(f"{m.label} {gap:+.2f} {m.unit} of {client:.2f} {m.unit} at the mean "
+                         f"({100 * gap / client:+.0f}%)")
+    return "network + API server (client minus server): " + "; ".join(parts) if parts else ""
 
 
 def _latency_table(s: Summary, blocks, wide: bool) -> Table:

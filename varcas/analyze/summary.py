@@ -23,7 +23,7 @@ from .metrics import (
     timeline,
 )
 from .run import NO_ERROR, Run
-from .server import server_side
+from .server import ServerTimeline, server_side
 from .trust import Verdict, Window, find_window, verdict, warnings
 
 DEFAULT_PERCENTILES = (50, 90, 95, 99, 99.9)
@@ -47,6 +47,7 @@ class Summary:
     timeline: Timeline
     requests: RequestMetrics  # per request, as metrics.request_metrics(run) computes them
     server: dict | None = None  # the server's own figures over the steady window (analyze.server)
+    server_timeline: ServerTimeline | None = None  # its per-second series over the run (analyze.server)
 
     def to_dict(self) -> dict:
         """JSON-ready: vLLM's result keys for the whole run at the top level, then varcas's."""
@@ -58,7 +59,7 @@ class Summary:
             "status": self.manifest.get("status"),
             "model_id": target.get("model"),
             "base_url": target.get("url"),
-            "request_rate": config.get("rps"),
+            "request_rate": "inf" if config.get("rps") == float("inf") else config.get("rps"),  # as vLLM writes it
             "burstiness": config.get("burstiness"),
             "max_concurrency": config.get("max_concurrency"),
             "num_prompts": self.whole.completed + self.whole.failed,
@@ -128,6 +129,7 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         steady = measure(run, rm, series, t0_ns=t0, t1_ns=t1, selected=selected, served=served, **scope)
     blocks = {"whole run": whole} if steady is None else {"whole run": whole, "steady window": steady}
     t0_ns, t1_ns = win.bounds_ns(run) if win is not None else (run.start_ns, run.start_ns + duration_ns(run))
+    server = server_side(run, t0_ns, t1_ns, series.t_s.size, (steady or whole).latency)
     failed = run.error != NO_ERROR
     kinds = np.bincount(run.error[failed], minlength=len(run.error_names))
     statuses, counts = np.unique(run.http_status[failed], return_counts=True)
@@ -141,12 +143,13 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         steady=steady,
         window=win,
         verdict=verdict(run, rm, win, why_none),
-        warnings=tuple(warnings(run, rm, blocks, percentiles)),
+        warnings=tuple(warnings(run, rm, blocks, percentiles)) + server.warnings,
         errors_by_kind={name: int(c) for name, c in zip(run.error_names, kinds) if c},
         errors_by_status={int(s): int(c) for s, c in zip(statuses, counts)},
         timeline=series,
         requests=rm,
-        server=server_side(run, t0_ns, t1_ns),
+        server=server.figures,
+        server_timeline=server.timeline,
     )
 
 

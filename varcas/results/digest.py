@@ -1,11 +1,12 @@
 """digest(run_dir): everything the comparison and the report need from one run, as a Digest.
 
 A digest is `varcas analyze`'s summary (whole run, steady window, verdict, warnings) plus the
-latency CDFs (201 quantiles each, of the window's requests), the per-second timeline and the
-window's mean concurrency and token counts: a few kilobytes however large the run. It is
-cached as digest.json in the run directory (Digest.to_json), keyed by the request file's size
-and mtime, the SLOs and DIGEST_VERSION, so reading a sweep again costs a JSON read per run; a
-read-only directory just goes uncached. A run whose requests file changed is digested again.
+latency CDFs (201 quantiles each, of the window's requests), the per-second timeline (and the
+server's, from its /metrics, where it has one) and the window's mean concurrency and token
+counts: a few kilobytes however large the run. It is cached as digest.json in the run directory
+(Digest.to_json), keyed by the size and mtime of the request file and of metrics.parquet, the
+SLOs and DIGEST_VERSION, so reading a sweep again costs a JSON read per run; a read-only
+directory just goes uncached. A run whose requests or metrics file changed is digested again.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import rundir
+from .. import metricsfile, rundir
 from ..analyze import kernels
 from ..analyze.catalog import LATENCY, METRICS
 from ..analyze.metrics import NS_PER_MS, samples
@@ -26,7 +27,9 @@ from ..errors import VarcasError
 
 # bump whenever analysis results change (verdict rules, metrics, warnings) or the stored shape
 # does, or caches go stale. 3: trust warnings name metrics by their catalog label (E2E, not E2EL).
-DIGEST_VERSION = 3
+# 4: server_timeline; the server section gains p10, the running-batch histogram, its own TTFT/ITL;
+# the key holds metrics.parquet's size and mtime.
+DIGEST_VERSION = 4
 DIGEST_FILE = "digest.json"
 CDF_PERCENTS = np.linspace(0.0, 100.0, 201)
 CDF_METRICS = tuple(m.name for m in METRICS if m.kind == LATENCY)
@@ -45,11 +48,26 @@ class Timeline:
 
 
 @dataclass(frozen=True)
+class ServerTimeline:
+    """The server's per-second series from the run's start (analyze.server.ServerTimeline's, as plain
+    numbers; None where its scrapes said nothing)."""
+
+    t_s: tuple[float, ...]  # each bin's start, seconds after start_ns (the client timeline's bins)
+    series: dict[str, tuple[float | None, ...]]  # catalog.SERVER_METRICS name -> per second, in its unit
+
+    @classmethod
+    def of(cls, tl) -> ServerTimeline:
+        """The plain-number copy of an analyze.server.ServerTimeline."""
+        return cls(tuple(tl.t_s.tolist()), {k: tuple(None if np.isnan(x) else x for x in v.tolist())
+                                            for k, v in tl.series.items()})
+
+
+@dataclass(frozen=True)
 class Digest:
     """One run as the comparison and the report read it. summary is analyze's JSON output
     (Summary.to_dict(): vLLM's keys, steady, window, verdict, warnings, server), kept a dict."""
 
-    key: dict  # what the cache is valid for: DIGEST_VERSION, the SLOs, the requests file's size and mtime
+    key: dict  # what the cache is valid for: DIGEST_VERSION, the SLOs, the requests and metrics files' size and mtime
     run: str
     path: str  # the run directory, where it was read this time
     workload: str | None
@@ -62,6 +80,7 @@ class Digest:
     cdf_percents: tuple[float, ...]  # the CDFs' y values (percent of requests)
     cdf_ms: dict[str, tuple[float, ...] | None]  # CDF_METRICS name -> quantiles at cdf_percents (ms); None: no sample
     timeline: Timeline
+    server_timeline: ServerTimeline | None = None  # None: the run has no server series (no /metrics)
 
     def to_json(self) -> dict:
         """digest.json's content (plain JSON types)."""
@@ -69,6 +88,9 @@ class Digest:
         out["cdf_percents"] = list(self.cdf_percents)
         out["cdf_ms"] = {k: None if v is None else list(v) for k, v in self.cdf_ms.items()}
         out["timeline"] = {k: list(v) for k, v in out["timeline"].items()}
+        if self.server_timeline is not None:
+            out["server_timeline"] = {"t_s": list(self.server_timeline.t_s),
+                                      "series": {k: list(v) for k, v in self.server_timeline.series.items()}}
         return out
 
     @classmethod
@@ -77,9 +99,12 @@ class Digest:
         names = {f.name for f in fields(cls)}
         if not isinstance(data, dict) or data.keys() != names:
             raise KeyError("not a digest: other fields")
+        server = data["server_timeline"]
         return cls(**{**data, "cdf_percents": tuple(data["cdf_percents"]),
                       "cdf_ms": {k: None if v is None else tuple(v) for k, v in data["cdf_ms"].items()},
-                      "timeline": Timeline(**{k: tuple(v) for k, v in data["timeline"].items()})})
+                      "timeline": Timeline(**{k: tuple(v) for k, v in data["timeline"].items()}),
+                      "server_timeline": None if server is None else ServerTimeline(
+                          tuple(server["t_s"]), {k: tuple(v) for k, v in server["series"].items()})})
 
 
 def _source_key(run_dir: Path) -> dict:
@@ -91,8 +116,18 @@ def _source_key(run_dir: Path) -> dict:
     raise VarcasError(f"{run_dir}: not a run directory (no {rundir.PARQUET} or {rundir.ARROWS})")
 
 
+def _metrics_key(run_dir: Path) -> dict | None:
+    """metrics.parquet's size and mtime (the server section and timeline come from it); None without one."""
+    path = run_dir / metricsfile.METRICS_PARQUET
+    if not path.is_file():
+        return None
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 def _key(run_dir: Path, goodput: dict | None) -> dict:
-    return {"version": DIGEST_VERSION, "goodput": goodput, "source": _source_key(run_dir)}
+    return {"version": DIGEST_VERSION, "goodput": goodput, "source": _source_key(run_dir),
+            "metrics": _metrics_key(run_dir)}
 
 
 def cached(run_dir, goodput: dict | None = None) -> Digest | None:
@@ -159,6 +194,7 @@ def compute(run_dir: Path, goodput: dict | None) -> Digest:
         cdf_percents=tuple(CDF_PERCENTS.tolist()),
         cdf_ms=cdf_ms,
         timeline=Timeline(*(tuple(getattr(tl, f.name).tolist()) for f in fields(Timeline))),
+        server_timeline=None if summary.server_timeline is None else ServerTimeline.of(summary.server_timeline),
     )
 
 
