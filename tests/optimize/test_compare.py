@@ -105,19 +105,6 @@ def test_recommendations_carry_the_server_flags_that_set_them():
     assert recs["throughput"]["flags"] == "--max-num-seqs 8"
 
 
-def test_the_roofline_uses_the_servers_running_batch_when_it_has_one():
-    from varcas.results.explain import explain
-    from varcas.results.labels import achieved_batch
-
-    base = {"config": "max_num_seqs-16", "params": {"max_num_seqs": "16"}, "metrics": {"output_throughput": 500.0},
-            "mean_input_tokens": 200.0, "mean_output_tokens": 100.0, "mean_in_flight": 14.6}
-    inferred, measured = explain([base, {**base, "server_running": 6.4}], "llama-2-7b", "t4", "awq")["points"]
-    assert (inferred["achieved_batch"], inferred["achieved_batch_source"]) == (15, "in flight")
-    assert (measured["achieved_batch"], measured["achieved_batch_source"]) == (6, "server")
-    assert measured["predicted_tokens_per_s_achieved"] < inferred["predicted_tokens_per_s_achieved"]
-    assert [achieved_batch(p) for p in (inferred, measured)] == ["15", "6 (server)"]
-
-
 def test_rows_and_the_terminal_comparison_carry_every_compared_figure_of_the_metric_table():
     rows = rows_for({"1": (100.0, 400.0, 20.0), "8": (450.0, 200.0, 30.0)})
     assert list(rows[1]["metrics"]) == list(rows[1]["change"]) == [f.key for f in COMPARED]

@@ -107,7 +107,8 @@ def fake_digest(config: str, tput: float, ttft_p99: float, tpot_p99: float, *, o
     """A digest (varcas.results.digest) with the summary parts that compare and the report read."""
     block = {"output_throughput": tput, "request_throughput": tput / 200, "request_goodput": None,
              "median_ttft_ms": ttft_p99 / 2, "p99_ttft_ms": ttft_p99, "median_tpot_ms": tpot_p99 / 2,
-             "p99_tpot_ms": tpot_p99, "median_e2el_ms": ttft_p99 * 3, "p99_e2el_ms": ttft_p99 * 6}
+             "p99_tpot_ms": tpot_p99, "median_e2el_ms": ttft_p99 * 3, "p99_e2el_ms": ttft_p99 * 6,
+             "median_itl_ms": tpot_p99 / 2}
     verdict = {"overloaded": overloaded, "steady_state": not overloaded, "reasons": [],
                "text": OVERLOADED_TEXT if overloaded else "Steady: completions kept up with arrivals."}
     return Digest(
@@ -135,7 +136,7 @@ def synthetic_group():
     return Group("chat_medium", rows, digests, {c: f"{c}/chat_medium" for c in digests}, sweep=True,
                  baseline="max_num_seqs-1", pareto=compare.pareto(rows),
                  recommendations=compare.recommend(rows, compare.DEFAULT_SLO_MS), slo_ms=compare.DEFAULT_SLO_MS,
-                 roofline=explain(rows, "llama-2-7b", "t4", "awq"))
+                 roofline=explain(rows, digests, "llama-2-7b", "t4", "awq"))
 
 
 @pytest.fixture

@@ -143,3 +143,22 @@ def test_loading_a_report_writes_nothing(request, tmp_path, which):
     before = _snapshot(copy)
     assert load(copy).groups
     assert _snapshot(copy) == before
+
+
+def test_a_comparison_file_of_another_format_is_computed_afresh_and_left_alone(sweep_dir, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, copy)
+    older = {**json.loads((copy / COMPARISON_FILE).read_text()), "format_version": 1, "workloads": {}}
+    (copy / COMPARISON_FILE).write_text(json.dumps(older))
+    report = load(copy)
+    assert [g.title for g in report.groups] == ["chat_medium", "code"]
+    assert all(p["measured"] for g in report.groups for p in g.roofline["points"])
+    assert json.loads((copy / COMPARISON_FILE).read_text()) == older
+
+
+def test_the_simulators_runs_get_measured_points_from_the_batch_it_ran(sweep_dir):
+    """The offline simulator writes metrics.parquet in virtual time, so the batch is the server's."""
+    for g in load(sweep_dir).groups:
+        points = [p["measured"] for p in g.roofline["points"]]
+        assert {x["batch_source"] for x in points} == {"server"} and {x["work_source"] for x in points} == {"model"}
+        assert all(0 < x["bandwidth_fraction"] < 1 and 0 < x["compute_fraction"] < 1 for x in points)

@@ -10,6 +10,7 @@ import pytest
 
 from varcas.analyze.catalog import LATENCY, METRICS
 from varcas.report.plots import (
+    EXPECTED,
     Point,
     bars,
     cdfs,
@@ -20,6 +21,7 @@ from varcas.report.plots import (
     roofline,
     timelines,
 )
+from varcas.results.digest import ServerTimeline
 
 
 def _trace(fig, name):
@@ -51,9 +53,21 @@ def test_a_sweeps_roofline_shows_predictions_and_measurements_apart(synthetic_gr
     assert [h.split(",")[0] for h in predicted.hovertext] == ["model prediction: decode", "model prediction: prefill "
                                                               "of one 200-token prompt", "model prediction: decode",
                                                               "model prediction: decode"]
-    assert list(measured.x) == [points[c]["achieved_ai"] for c in ("max_num_seqs-4", "max_num_seqs-8")]
-    assert list(measured.y) == [points[c]["measured_flops"] for c in ("max_num_seqs-4", "max_num_seqs-8")]
-    assert list(overloaded.y) == [points["max_num_seqs-1"]["measured_flops"]]
+    steady = [points[c]["measured"] for c in ("max_num_seqs-4", "max_num_seqs-8")]
+    assert list(measured.x) == [x["ai"] for x in steady] and list(measured.y) == [x["flops_per_s"] for x in steady]
+    assert list(overloaded.y) == [points["max_num_seqs-1"]["measured"]["flops_per_s"]]
+    # the fake runs had no /metrics: 3 requests in flight, capped at max_num_seqs 1 for the first
+    assert measured.hovertext[0].startswith("measured: max_num_seqs-4, decode step 15 ms (ITL median) at batch "
+                                            "3 (inferred), context 250: 200 tok/s, ")
+    assert "of peak bandwidth" in measured.hovertext[0] and "(FLOPs and bytes counted by the roofline model)" in \
+        measured.hovertext[0]
+    # beside each measured point, the model's realistic time for the same step, at the same AI
+    expected = _trace(fig, EXPECTED)
+    every = [points[c]["measured"] for c in ("max_num_seqs-1", "max_num_seqs-4", "max_num_seqs-8")]
+    assert list(expected.x) == [x["model_ai"] for x in every] == [x["ai"] for x in every]
+    assert list(expected.y) == [x["model_flops_per_step"] / x["predicted_step_s"] for x in every]
+    assert expected.hovertext[0].startswith("model prediction (realistic): max_num_seqs-1, one decode step at batch "
+                                            "1 (inferred), context 250: ")
     assert fig.data[1].y[1] == synthetic_group.roofline["peak_flops"]
 
 
@@ -77,6 +91,23 @@ def test_timelines_show_throughput_and_concurrency_per_run(synthetic_group):
     assert len(fig.data) == 6
     four = [t for t in fig.data if t.legendgroup == "max_num_seqs-4"]
     assert list(four[0].y) == [0, 150, 150, 0] and list(four[1].y) == [1, 2, 1, 0]
+
+
+def test_timelines_add_a_panel_per_server_series_some_run_has(synthetic_group):
+    digests = dict(synthetic_group.digests)
+    digests["max_num_seqs-4"] = replace(digests["max_num_seqs-4"], server_timeline=ServerTimeline(
+        (0, 1, 2, 3), {"running": (1.0, 4.0, None, 2.0), "kv_cache_usage": (5.0, 20.0, 30.0, 10.0)}))
+    digests["max_num_seqs-8"] = replace(digests["max_num_seqs-8"], server_timeline=ServerTimeline(
+        (0, 1, 2, 3), {"running": (2.0, 8.0, 8.0, 0.0), "preemptions": (0.0, 1.0, 0.0, 0.0)}))
+    fig = timelines(replace(synthetic_group, digests=digests))
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles == ["output tokens/s", "requests in flight", "server: running (the batch it ran)",
+                      "server: KV-cache usage (%)", "server: preemptions (per s)"]  # the catalog's order
+    assert len(fig.data) == 6 + 2 + 2
+    four = [t for t in fig.data if t.legendgroup == "max_num_seqs-4"]
+    assert np.array_equal(four[2].y, [1.0, 4.0, np.nan, 2.0], equal_nan=True) and four[2].yaxis == "y3"
+    assert list(four[3].y) == [5.0, 20.0, 30.0, 10.0] and four[3].yaxis == "y4"
+    assert fig.layout.xaxis5.title.text == "seconds since the run started"
 
 
 def test_downsample_averages_bins_and_keeps_short_series():

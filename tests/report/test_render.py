@@ -6,9 +6,11 @@ import re
 
 from plotly.offline import get_plotlyjs
 
-from varcas.results import compare
 from varcas.report.html import page
 from varcas.report.markdown import text
+from varcas.report.tables import validation_table
+from varcas.results import compare
+from varcas.results.measured import VALIDATION_HEADERS
 
 from .conftest import OVERLOADED_TEXT
 
@@ -79,3 +81,18 @@ def test_a_report_without_runs_says_nothing_was_measured(synthetic_report):
     group.recommendations = compare.recommend(group.rows, compare.DEFAULT_SLO_MS)
     html, n = page(synthetic_report)
     assert n == 0 and "No run was measured, so there is nothing to trust yet." in html
+
+
+def test_both_documents_carry_the_validation_of_roofline_predictions(synthetic_report):
+    group = synthetic_report.groups[0]
+    table = validation_table(group)
+    assert table.headers == list(VALIDATION_HEADERS) and len(table.rows) == 3  # the failed configuration has none
+    md = text(synthetic_report)
+    start = md.index("**chat_medium: validation of roofline predictions (model prediction vs measured decode steps)**")
+    assert start > md.index("## Roofline explanation: model prediction vs measurement")
+    lines = md[start:].splitlines()
+    assert lines[2] == "| " + " | ".join(VALIDATION_HEADERS) + " |"
+    assert lines[4:7] == ["| " + " | ".join(row) + " |" for row in table.rows]
+    assert lines[4].startswith("| max_num_seqs-1 ⚠ overloaded | 1 (inferred) | ")
+    html, _ = page(synthetic_report)
+    assert "chat_medium: validation of roofline predictions" in html and "<th>measured / predicted step</th>" in html

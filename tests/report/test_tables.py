@@ -102,7 +102,7 @@ def test_findings_come_from_steady_runs_and_say_what_did_not_keep_up(synthetic_r
     found = findings(synthetic_report)
     points = sorted(synthetic_report.groups[0].roofline["points"], key=lambda p: p["measured_fraction"])
     low, high = points[0], points[-1]
-    assert len(found) == 4
+    assert len(found) == 5
     assert found[0] == ("chat_medium: the highest output throughput of a configuration that kept up with the load "
                         "(steady state) was max_num_seqs-8, 160 tok/s (+220% against max_num_seqs-1, which did not "
                         "keep up: the change compares against a saturated or unsteady server).")
@@ -111,7 +111,13 @@ def test_findings_come_from_steady_runs_and_say_what_did_not_keep_up(synthetic_r
     assert found[2].startswith(
         f"chat_medium: measured output tok/s was {low['measured_fraction']:.0%} ({low['config']}) to "
         f"{high['measured_fraction']:.0%} ({high['config']}) of the roofline model's decode-only prediction")
-    assert found[3] == "1 step(s) or configuration(s) failed or were skipped; see the list under the trust warnings."
+    steps = {p["config"]: p["measured"] for p in points}
+    ratio = sorted((x["step_ratio"], c) for c, x in steps.items())
+    assert found[3].startswith(f"chat_medium: measured decode steps (ITL median) took {ratio[0][0]:.2f}x ({ratio[0][1]}) "
+                               f"to {ratio[-1][0]:.2f}x ({ratio[-1][1]}) the roofline model's predicted step at the "
+                               "batch each run reached, and moved ")
+    assert found[3].endswith("of its peak compute (FLOPs and bytes counted by the roofline model).")
+    assert found[4] == "1 step(s) or configuration(s) failed or were skipped; see the list under the trust warnings."
 
 
 def test_when_nothing_kept_up_only_capacities_are_compared(synthetic_report):

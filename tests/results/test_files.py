@@ -22,18 +22,20 @@ def test_a_written_file_reads_back_with_its_version(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
-@pytest.mark.parametrize("found, says", [
-    (None, "format None, this varcas reads 1 (written by an older varcas: rerun the command that made it)"),
-    (0, "format 0, this varcas reads 1 (written by an older varcas"),
-    (2, "format 2, this varcas reads 1 (written by a newer varcas: upgrade varcas to read it)"),
-    ("1", "format '1', this varcas reads 1"),
-    (True, "format True, this varcas reads 1"),
-])
+@pytest.mark.parametrize("found, says", [  # found and says as functions of the version this varcas reads
+    (lambda v: None, "format None, this varcas reads {v} (written by an older varcas: rerun the command that made it)"),
+    (lambda v: v - 1, "format {older}, this varcas reads {v} (written by an older varcas"),
+    (lambda v: v + 1, "format {newer}, this varcas reads {v} (written by a newer varcas: upgrade varcas to read it)"),
+    (str, "format '{v}', this varcas reads {v}"),
+    (lambda v: True, "format True, this varcas reads {v}"),
+], ids=["missing", "older", "newer", "text", "bool"])
 def test_another_version_is_one_line(tmp_path, kind, found, says):
-    doc = {"x": 1} if found is None else {"x": 1, kind.key: found}
+    version = found(kind.version)
+    doc = {"x": 1} if version is None else {"x": 1, kind.key: version}
     (tmp_path / kind.name).write_text(json.dumps(doc))
     with pytest.raises(VarcasError) as err:
         files.read(tmp_path, kind)
+    says = says.format(v=kind.version, older=kind.version - 1, newer=kind.version + 1)
     assert str(err.value).startswith(f"{tmp_path / kind.name}: {kind.what} {says}")
     assert "\n" not in str(err.value)
 
@@ -54,6 +56,6 @@ def test_a_broken_file_is_one_line(tmp_path, content, says):
 
 def test_a_huge_file_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(files, "MAX_BYTES", 10)
-    (tmp_path / files.COMPARISON.name).write_text(json.dumps({"format_version": 1, "pad": "x" * 20}))
+    (tmp_path / files.COMPARISON.name).write_text(json.dumps({"format_version": files.COMPARISON.version, "pad": "x" * 20}))
     with pytest.raises(VarcasError, match="not a sweep comparison \\(larger than 0 MiB\\)"):
         files.read(tmp_path, files.COMPARISON)

@@ -1,13 +1,20 @@
 """The comparison on the console: per workload, metric x configuration with the change
 against the baseline, each configuration's verdict, the Pareto front, the recommendation per
-use case and the roofline explanation."""
+use case, the roofline explanation and the validation of its predictions against the measured
+decode steps."""
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
 from ..analyze.catalog import COMPARED
-from ..results.labels import achieved_batch, cell, verdict_label
+from ..results.labels import cell, verdict_label
+from ..results.measured import (
+    VALIDATION_NOTE,
+    batch_label,
+    validation_headers,
+    validation_rows,
+)
 
 
 def print_comparison(result: dict, console: Console) -> None:
@@ -33,6 +40,9 @@ def print_comparison(result: dict, console: Console) -> None:
         console.print(rec)
         if entry.get("roofline"):
             console.print(_roofline_table(entry["roofline"]))
+            if validation := _validation_table(entry["roofline"]):
+                console.print(validation)
+                console.print(VALIDATION_NOTE)
         elif entry.get("roofline_note"):
             console.print(entry["roofline_note"])
 
@@ -44,9 +54,23 @@ def _roofline_table(roof: dict) -> Table:
                  "predicted tok/s there", "measured tok/s", "measured / predicted"):
         t.add_column(head, justify="right")
     for p in roof["points"]:
-        frac = p["measured_fraction"]
+        frac, x = p["measured_fraction"], p["measured"]
         t.add_row(p["config"], str(p["batch"]), f"{p['decode_ai']:.1f}", p["decode_bound"],
-                  f"{p['predicted_tokens_per_s']:,.0f}", achieved_batch(p),
-                  f"{p['predicted_tokens_per_s_achieved']:,.0f}", cell(p["measured_tokens_per_s"], None),
+                  f"{p['predicted_tokens_per_s']:,.0f}", batch_label(x) if x else "-",
+                  cell(x and x["predicted_tokens_per_s"], None), cell(p["measured_tokens_per_s"], None),
                   "-" if frac is None else f"{frac:.0%}")
+    return t
+
+
+def _validation_table(roof: dict) -> Table | None:
+    """Validation of roofline predictions: the rows the report shows too (results.measured)."""
+    rows = validation_rows(roof["points"])
+    if not rows:
+        return None
+    t = Table(title="validation of roofline predictions (model prediction vs measured decode steps)",
+              title_justify="left")
+    for head in validation_headers(roof["points"]):
+        t.add_column(head, justify="right")
+    for row in rows:
+        t.add_row(*row)
     return t

@@ -4,7 +4,8 @@ figures.
 
 Order: title; trust warnings and failures first; key findings; the static roofline's tables;
 per group, its comparison table, Pareto front and recommendations; the figures; the roofline
-explanation (model prediction vs measurement); the files in the directory.
+explanation (model prediction vs measurement) and the validation of its predictions against the
+measured decode steps; the files in the directory.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .tables import (
     phase_table,
     recommendation_table,
     roofline_table,
+    validation_table,
 )
 
 
@@ -94,7 +96,7 @@ def _explanations(report: Report) -> list:
     for g in report.groups:
         table = roofline_table(g)
         if table is not None:
-            out.append(table)
+            out += [t for t in (table, validation_table(g)) if t is not None]
         elif g.roofline_note:
             out.append(Para(f"{g.title}: {g.roofline_note}.", "note"))
     return [Heading(2, "Roofline explanation: model prediction vs measurement"), *out] if out else []

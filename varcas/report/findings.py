@@ -47,6 +47,7 @@ def findings(report: Report) -> list[str]:
         out += _sweep_findings(group) if group.sweep else [_load_finding(group, r) for r in group.rows]
         if group.roofline and group.roofline["points"]:
             out.append(_roofline_finding(group))
+            out += _measured_finding(group)
     if report.failures:
         out.append(f"{len(report.failures)} step(s) or configuration(s) failed or were skipped; see the list "
                    "under the trust warnings.")
@@ -113,13 +114,34 @@ def _roofline_finding(group: Group) -> str:
     points = [p for p in group.roofline["points"] if p["measured_fraction"] is not None]
     if not points:
         return f"{group.title}: no measured throughput to set against the roofline model."
-    lo = min(points, key=lambda p: p["measured_fraction"])
-    hi = max(points, key=lambda p: p["measured_fraction"])
-    share = (f"{lo['measured_fraction']:.0%} ({lo['config']})" if lo is hi else
-             f"{lo['measured_fraction']:.0%} ({lo['config']}) to {hi['measured_fraction']:.0%} ({hi['config']})")
+    share = _span([(p["config"], p["measured_fraction"]) for p in points], "{:.0%}")
     return (f"{group.title}: measured output tok/s was {share} of the roofline model's decode-only prediction at "
             "the batch the run actually had in flight (measurement vs model prediction; below 100% counts prefill "
             "and idle time).")
+
+
+def _measured_finding(group: Group) -> list[str]:
+    """The measured decode steps against the model's prediction for the same steps, and how much of
+    the GPU's bandwidth and compute they used (results.measured)."""
+    steps = [(p["config"], p["measured"]) for p in group.roofline["points"] if p["measured"]]
+    if not steps:
+        return []
+    sources = {x["work_source"] for _, x in steps}
+    work = ("vLLM's estimated counters" if sources == {"vllm"} else "the roofline model" if sources == {"model"}
+            else "vLLM's estimated counters where a run had them, else the roofline model")
+    return [f"{group.title}: measured decode steps (ITL median) took "
+            f"{_span([(c, x['step_ratio']) for c, x in steps], '{:.2f}x')} the roofline model's predicted step at "
+            f"the batch each run reached, and moved "
+            f"{_span([(c, x['bandwidth_fraction']) for c, x in steps], '{:.0%}')} of the GPU's peak bandwidth "
+            f"and {_span([(c, x['compute_fraction']) for c, x in steps], '{:.1%}')} of its peak compute "
+            f"(FLOPs and bytes counted by {work})."]
+
+
+def _span(values: list[tuple[str, float]], fmt: str) -> str:
+    """'12% (a)' or '12% (a) to 40% (b)': the lowest and highest of (configuration, value) pairs."""
+    lo, hi = min(values, key=lambda v: v[1]), max(values, key=lambda v: v[1])
+    text = f"{fmt.format(lo[1])} ({lo[0]})"
+    return text if lo is hi else f"{text} to {fmt.format(hi[1])} ({hi[0]})"
 
 
 def _static_findings(static: dict) -> list[str]:

@@ -105,7 +105,7 @@ def load_group(title: str, runs: dict[str, Path], base: Path, target: dict | Non
     group = Group(title, rows, {label: found[(label, "load")] for label in runs},
                   {label: _relative(p, base) for label, p in runs.items()})
     if target is not None:
-        group.roofline = explain(rows, target["model"], target["gpu"], target["quant"], target.get("sim"))
+        group.roofline = explain(rows, group.digests, target["model"], target["gpu"], target["quant"], target.get("sim"))
     else:
         group.roofline_note = why_not
     return group

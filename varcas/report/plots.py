@@ -4,8 +4,9 @@ comparison bars and the Pareto front, in the order the page shows them.
 Every configuration keeps one colour across figures. A run whose figures are not a steady state
 is drawn so it cannot be mistaken for one: dashed lines, hatched faded bars, grey crosses left off
 the Pareto front. Roofline points say whether they are the model's prediction or derived from a
-measurement (measured tok/s x the model's FLOPs per token); only the static roofline's kernel points
-come from hardware counters (Nsight Compute, `varcas roofline --ncu`).
+measurement (a decode step's FLOPs and bytes, as the model or vLLM's own counters count them, over
+its measured time: results.measured); only the static roofline's kernel points come from hardware
+counters (Nsight Compute, `varcas roofline --ncu`).
 Timelines longer than MAX_TIMELINE_POINTS seconds are averaged into bins to keep the page light.
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from ..analyze.catalog import LATENCY, METRICS
+from ..analyze.catalog import LATENCY, METRICS, SERVER_METRICS
+from ..results.measured import batch_label
 from .load import Group, Report
 from .tables import column_label, trusted
 
@@ -29,6 +31,7 @@ MAX_TIMELINE_POINTS = 2000
 HEIGHT = 420
 CDF_METRICS = tuple(m for m in METRICS if m.compared and m.kind == LATENCY)  # TTFT, TPOT, E2E
 LABELLED_POINTS = 8  # labels written per trace at most (the rest on hover)
+EXPECTED = "model prediction for the measured step (realistic)"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ def figures(report: Report) -> list[tuple[str, go.Figure]]:
                         "are not a steady state.", cdfs(g)))
     for g in report.groups:
         if g.digests:
-            out.append((f"{g.title}: output tokens/s and requests in flight over the whole run.", timelines(g)))
+            out.append((f"{g.title}: output tokens/s and requests in flight over the whole run, and the server's "
+                        "own series (its /metrics) where it has them.", timelines(g)))
     sweeps = [g for g in report.groups if g.sweep]
     if any(g.digests for g in sweeps):
         out.append(("Output throughput per configuration and workload; hatched, faded bars did not keep up "
@@ -82,10 +86,12 @@ def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
 
 
 def roofline(title: str, peak: float, bandwidth: float, predicted: list[Point], measured: list[Point],
-             overloaded: list[Point] = ()) -> go.Figure:
-    """Log-log roofline: bandwidth slope and compute ceiling meeting at the ridge, predicted and measured points."""
+             overloaded: list[Point] = (), expected: list[Point] = ()) -> go.Figure:
+    """Log-log roofline: bandwidth slope and compute ceiling meeting at the ridge, predicted points (on
+    the roof; expected: the model's realistic time for a measured step) and measured points."""
     ridge = peak / bandwidth
-    ais = [p.ai for p in (*predicted, *measured, *overloaded)] or [ridge]
+    every = (*predicted, *expected, *measured, *overloaded)
+    ais = [p.ai for p in every] or [ridge]
     lo, hi = min(min(ais), ridge) / 3, max(max(ais), ridge) * 3
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[lo, ridge], y=[bandwidth * lo, bandwidth * ridge], mode="lines",
@@ -99,12 +105,13 @@ def roofline(title: str, peak: float, bandwidth: float, predicted: list[Point], 
     fig.add_vline(x=ridge, line=dict(color=GREY, dash="dot", width=1))
     for name, points, style, where in (
             ("model prediction", predicted, dict(symbol="circle-open", size=11, color="#1f77b4"), "top center"),
+            (EXPECTED, expected, dict(symbol="diamond-open", size=11, color="#2ca02c"), "top center"),
             ("measured", measured, dict(symbol="circle", size=11, color=FRONT), "bottom center"),
             ("measured, overloaded", overloaded, dict(symbol="x", size=10, color=GREY), "bottom center")):
         if points:  # predictions sit on the roof, measurements below it: labels above and below
             fig.add_trace(_points(name, points, style, where))
     fig.update_xaxes(type="log", title="arithmetic intensity (FLOP/byte)")
-    flops = [bandwidth * lo, peak, *(p.flops for p in (*predicted, *measured, *overloaded))]
+    flops = [bandwidth * lo, peak, *(p.flops for p in every)]
     decades = range(math.floor(math.log10(min(flops))), math.ceil(math.log10(max(flops))) + 1)
     ticks = [10.0 ** k for k in decades if abs(k - math.log10(peak)) > 0.2] + [peak]
     fig.update_yaxes(type="log", title="FLOP/s", tickformat="~s", tickvals=ticks)
@@ -129,10 +136,11 @@ def _near(a: Point, b: Point) -> bool:
 
 
 def group_roofline(group: Group) -> go.Figure:
-    """The roofline explanation of a group: per configuration, decode and prefill predicted, throughput measured."""
+    """The roofline explanation of a group: per configuration, decode and prefill predicted on the
+    roof, and its measured decode step beside the model's realistic prediction for that step."""
     roof = group.roofline
     overloaded = {r["config"] for r in group.rows if r.get("overloaded")}
-    predicted, prompts, measured, bad = [], set(), [], []
+    predicted, prompts, expected, measured, bad = [], set(), [], [], []
     for p in roof["points"]:
         predicted.append(Point(f"decode B={p['batch']}", p["decode_ai"], p["decode_attainable_flops"],
                                f"model prediction: decode, batch {p['batch']}, context {p['context']} ({p['config']})"))
@@ -140,13 +148,24 @@ def group_roofline(group: Group) -> go.Figure:
             prompts.add(p["prompt"])
             predicted.append(Point(f"prefill S={p['prompt']}", p["prefill_ai"], p["prefill_attainable_flops"],
                                    f"model prediction: prefill of one {p['prompt']}-token prompt"))
-        if p["measured_flops"] is not None:
-            point = Point(p["config"], p["achieved_ai"], p["measured_flops"],
-                          f"measured: {p['config']}, {p['measured_tokens_per_s']:.3g} tok/s x model FLOPs/token, "
-                          f"placed at the model's AI for batch {p['achieved_batch']}")
-            (bad if p["config"] in overloaded else measured).append(point)
+        x = p["measured"]
+        if x is not None:
+            expected.append(Point("", x["model_ai"], x["model_flops_per_step"] / x["predicted_step_s"],
+                                  f"model prediction (realistic): {p['config']}, one decode step at batch "
+                                  f"{batch_label(x)}, context {x['context']}: {x['predicted_step_s'] * 1e3:.3g} ms"))
+            (bad if p["config"] in overloaded else measured).append(Point(p["config"], x["ai"], x["flops_per_s"],
+                                                                          _measured_hover(p["config"], x)))
     title = f"{group.title}: roofline of {roof['model']} ({roof['precision']}) on {roof['gpu']}"
-    return roofline(title, roof["peak_flops"], roof["bandwidth"], predicted, measured, bad)
+    return roofline(title, roof["peak_flops"], roof["bandwidth"], predicted, measured, bad, expected)
+
+
+def _measured_hover(config: str, x: dict) -> str:
+    """A measured decode point in words: its batch and source, step time and fractions of the GPU's peaks."""
+    work = "vLLM's estimated counters" if x["work_source"] == "vllm" else "the roofline model"
+    return (f"measured: {config}, decode step {x['step_s'] * 1e3:.3g} ms (ITL median) at batch {batch_label(x)}, "
+            f"context {x['context']}: {x['tokens_per_s']:,.0f} tok/s, {x['bandwidth_fraction']:.0%} of peak bandwidth, "
+            f"{x['compute_fraction']:.1%} of peak compute, {x['step_ratio']:.2f}x the model's predicted step "
+            f"(FLOPs and bytes counted by {work})")
 
 
 def static_roofline(static: dict) -> go.Figure:
@@ -208,23 +227,31 @@ def downsample(t, *series, max_points: int = MAX_TIMELINE_POINTS) -> tuple:
 
 
 def timelines(group: Group) -> go.Figure:
-    """Output tokens/s and requests in flight per second, one line per run."""
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1,
-                        subplot_titles=["output tokens/s", "requests in flight"])
+    """Output tokens/s and requests in flight per second, one line per run; below them, one panel
+    per series of the server's own timeline (its /metrics) that some run has."""
+    server = [m for m in SERVER_METRICS
+              if any(d.server_timeline and m.name in d.server_timeline.series for d in group.digests.values())]
+    titles = ["output tokens/s", "requests in flight", *(f"server: {m.series_heading}" for m in server)]
+    fig = make_subplots(rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.1 if not server else 0.035,
+                        subplot_titles=titles)
     traces, rows = [], []
     for i, row in enumerate(group.rows):
         d = group.digests.get(row["config"])
         if d is None:
             continue
         t, tokens, in_flight = downsample(d.timeline.t_s, d.timeline.output_tokens, d.timeline.in_flight)
-        for r, y in ((1, tokens), (2, in_flight)):
-            traces.append(go.Scatter(x=t, y=y, mode="lines", name=column_label(row), legendgroup=row["config"],
+        panels = [(1, t, tokens), (2, t, in_flight)]
+        series = d.server_timeline.series if d.server_timeline else {}
+        panels += [(r, *downsample(d.server_timeline.t_s, series[m.name]))
+                   for r, m in enumerate(server, 3) if m.name in series]
+        for r, x, y in panels:
+            traces.append(go.Scatter(x=x, y=y, mode="lines", name=column_label(row), legendgroup=row["config"],
                                      showlegend=r == 1, line=dict(color=_color(i), width=1.5,
                                                                   dash="solid" if trusted(row) else "dash")))
             rows.append(r)
     fig.add_traces(traces, rows=rows, cols=[1] * len(traces))
-    fig.update_xaxes(title="seconds since the run started", row=2, col=1)
-    return _layout(fig, f"{group.title}: throughput and concurrency over time", 520)
+    fig.update_xaxes(title="seconds since the run started", row=len(titles), col=1)
+    return _layout(fig, f"{group.title}: throughput and concurrency over time", 520 + 170 * len(server))
 
 
 def bars(groups: list[Group]) -> go.Figure:

@@ -16,7 +16,13 @@ from ..results.compare import (  # the terminal's flags, spelled the same
     trusted,  # measured, steady, not overloaded
 )
 from ..results.digest import Digest
-from ..results.labels import achieved_batch, cell, verdict_label
+from ..results.labels import cell, verdict_label
+from ..results.measured import (
+    VALIDATION_NOTE,
+    batch_label,
+    validation_headers,
+    validation_rows,
+)
 from .load import Group
 
 FLAG_NOTE = ("Columns marked ⚠ are not a steady state: an overloaded server's latency percentiles describe a growing "
@@ -92,10 +98,10 @@ def roofline_table(group: Group) -> Table | None:
     label = {r["config"]: column_label(r) for r in group.rows}
     body = []
     for p in roof["points"]:
-        frac = p["measured_fraction"]
+        frac, x = p["measured_fraction"], p["measured"]
         body.append([label.get(p["config"], p["config"]), str(p["batch"]),
                      f"{p['decode_ai']:.1f}", p["decode_bound"], number(p["predicted_tokens_per_s"]),
-                     achieved_batch(p), number(p["predicted_tokens_per_s_achieved"]),
+                     batch_label(x) if x else "-", number(x and x["predicted_tokens_per_s"]),
                      number(p["measured_tokens_per_s"]), "-" if frac is None else f"{frac:.0%}"])
     headers = ["configuration", "max_num_seqs", "decode AI, FLOP/byte (model)", "bound (model)",
                "tok/s at max_num_seqs (model)", "batch reached (measured)", "tok/s at that batch (model)",
@@ -104,8 +110,20 @@ def roofline_table(group: Group) -> Table | None:
             "decode only, at the run's mean context. Measured: the run's steady-window output tokens/s. "
             "The ratio counts prefill and idle time against the server, so it is below 1 on a server that is not "
             "kept busy. Batch reached: the server's own mean running requests (marked 'server', from its /metrics), "
-            "else the client's mean requests in flight, an upper bound.")
+            "else the client's mean requests in flight (marked 'inferred'), an upper bound.")
     return Table(f"{group.title}: roofline explanation (model prediction vs measurement)", headers, body, note=note)
+
+
+def validation_table(group: Group) -> Table | None:
+    """Validation of roofline predictions: per configuration, the model's decode step beside the
+    measured one (results.measured.validation_rows, as `varcas optimize` prints it)."""
+    roof = group.roofline
+    label = {r["config"]: column_label(r) for r in group.rows}
+    body = validation_rows(roof["points"], lambda p: label.get(p["config"], p["config"])) if roof else []
+    if not body:
+        return None
+    return Table(f"{group.title}: validation of roofline predictions (model prediction vs measured decode steps)",
+                 validation_headers(roof["points"]), body, note=VALIDATION_NOTE)
 
 
 def phase_table(static: dict) -> Table:

@@ -9,6 +9,7 @@ simulator's own settings for a simulated sweep, else --roofline-model/--roofline
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from ..errors import VarcasError
@@ -50,7 +51,8 @@ def comparison(sweep: Path, *, baseline: str | None = None, slo_ms: dict | None 
         rows = compare.workload_rows(ents, found, w, baseline)
         entry = {"rows": rows, "pareto": compare.pareto(rows), "recommendations": compare.recommend(rows, slo)}
         if target:
-            entry["roofline"] = explain(rows, target["model"], target["gpu"], target["quant"], target.get("sim"))
+            runs = {c: d for (c, of), d in found.items() if of == w}
+            entry["roofline"] = explain(rows, runs, target["model"], target["gpu"], target["quant"], target.get("sim"))
         else:
             entry["roofline"] = None
             entry["roofline_note"] = ("no roofline explanation: pass --roofline-model and --roofline-gpu "
@@ -63,9 +65,11 @@ def comparison(sweep: Path, *, baseline: str | None = None, slo_ms: dict | None 
 
 def read_comparison(sweep: Path, baseline: str | None = None) -> dict:
     """The sweep's comparison as comparison.json has it; computed afresh, not written, when the
-    file is missing or was made against another baseline (the report reads, never writes)."""
+    file is missing, of another format version or was made against another baseline (the report
+    reads, never writes)."""
     if files.exists(sweep, files.COMPARISON):
-        stored = files.read(sweep, files.COMPARISON)
-        if baseline is None or stored.get("baseline") == baseline:
-            return stored
+        with contextlib.suppress(VarcasError):  # of another format version (or unreadable): computed below
+            stored = files.read(sweep, files.COMPARISON)
+            if baseline is None or stored.get("baseline") == baseline:
+                return stored
     return comparison(sweep, baseline=baseline, write=False)

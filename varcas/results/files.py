@@ -31,7 +31,9 @@ class ResultFile:
 
 
 SWEEP = ResultFile("sweep.json", "sweep spec", 1, "sweep_version")
-COMPARISON = ResultFile("comparison.json", "sweep comparison", 1)
+# comparison.json: 2: each roofline point's batch reached, its source and the prediction there moved into
+# its measured decode point ("measured": step time, achieved FLOP/s and bytes/s; results.measured).
+COMPARISON = ResultFile("comparison.json", "sweep comparison", 2)
 CAPACITY = ResultFile("capacity.json", "capacity search", 1, "format")
 PIPELINE = ResultFile("pipeline.json", "pipeline state", 1)
 

@@ -21,9 +21,3 @@ def verdict_label(row: dict) -> str:
         return "OVERLOADED"
     return "steady" if row["steady"] else "no steady state"
 
-
-def achieved_batch(point: dict) -> str:
-    """The batch a run reached, marked when the server said it (its running requests) rather
-    than the client inferred it (requests in flight, an upper bound)."""
-    n = str(point["achieved_batch"])
-    return f"{n} (server)" if point.get("achieved_batch_source") == "server" else n
