@@ -117,6 +117,8 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
     everyone = np.ones(run.n, bool)
     whole = measure(run, rm, series, t0_ns=run.start_ns, t1_ns=run.start_ns + duration_ns(run),
                     selected=everyone, served=rm.ok, **scope)
+    win: Window | None
+    why_none: str | None
     if window is not None:
         win, why_none = Window(*_check_window(window), "manual"), None
     else:

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import socket
 import ssl as ssl_module
+from typing import Generic, TypeVar
 
 from .._timing import StreamParser, monotonic_ns
 from .request import Target
@@ -23,8 +24,10 @@ from .request import Target
 # connections older than this are closed instead of reused.
 IDLE_REUSE_LIMIT_NS = 4_000_000_000
 
+R = TypeVar("R")  # the owner's record of a request, opaque here
 
-class Connection(asyncio.Protocol):
+
+class Connection(asyncio.Protocol, Generic[R]):
     """One socket; owner.on_response(conn) or owner.on_failure(conn, kind) ends its request."""
 
     __slots__ = ("owner", "parser", "feed", "transport", "request", "sent_ns", "idle_since_ns", "pending",
@@ -34,11 +37,11 @@ class Connection(asyncio.Protocol):
         self.owner = owner
         self.parser = StreamParser()
         self.feed = self.parser.feed
-        self.transport = None
-        self.request = None  # the in-flight request's record (owner's object) or None
+        self.transport: asyncio.Transport | None = None
+        self.request: R | None = None  # the in-flight request's record (owner's object) or None
         self.sent_ns = 0
         self.idle_since_ns = 0
-        self.pending = None  # (request, data) to send once connected
+        self.pending: tuple[R, bytes] | None = None  # (request, data) to send once connected
         self.max_tokens = 0  # of the request sent or pending: the parser's caps (0: none)
 
     def connection_made(self, transport) -> None:
@@ -51,12 +54,13 @@ class Connection(asyncio.Protocol):
             self.pending = None
             self.send(request, data)
 
-    def send(self, request, data: bytes) -> None:
+    def send(self, request: R, data: bytes) -> None:
         """Start a request: reset the parser with the request's caps, stamp the send time, hand
-        the bytes to the socket."""
+        the bytes to the socket (connected: connection_made and Pool.acquire call this)."""
         self.request = request
         self.parser.reset(self.max_tokens)
         self.sent_ns = monotonic_ns()
+        assert self.transport is not None
         self.transport.write(data)
 
     def data_received(self, data) -> None:
@@ -81,29 +85,29 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
 
-class Pool:
+class Pool(Generic[R]):
     """Idle keep-alive connections to one target; opens new ones when none is idle."""
 
     def __init__(self, loop, target: Target, owner, insecure: bool = False) -> None:
         self.loop = loop
         self.target = target
         self.owner = owner
-        self.idle: collections.deque[Connection] = collections.deque()
+        self.idle: collections.deque[Connection[R]] = collections.deque()
         self.opened = 0
         self.connecting = 0
-        self.ssl = None
+        self.ssl: ssl_module.SSLContext | None = None
         if target.scheme == "https":
             self.ssl = ssl_module.create_default_context()
             if insecure:
                 self.ssl.check_hostname = False
                 self.ssl.verify_mode = ssl_module.CERT_NONE
 
-    def acquire(self, request, data: bytes, max_tokens: int = 0) -> Connection:
+    def acquire(self, request: R, data: bytes, max_tokens: int = 0) -> Connection[R]:
         """Send on an idle connection, or on a new one as soon as it is connected; max_tokens
         (the request's, 0 for none) sets the caps on its response."""
         idle = self.idle
         now = monotonic_ns()
-        conn = None
+        conn: Connection[R] | None = None
         while idle:
             candidate = idle.pop()  # most recently used first: warm, least likely to be closed
             if candidate.transport is not None and now - candidate.idle_since_ns < IDLE_REUSE_LIMIT_NS:
@@ -123,7 +127,7 @@ class Pool:
             self._open(Connection(self.owner))
         return conn
 
-    def release(self, conn: Connection) -> None:
+    def release(self, conn: Connection[R]) -> None:
         """Return a connection whose response completed; closes it if it cannot be reused."""
         conn.request = None
         parser = conn.parser
@@ -136,14 +140,14 @@ class Pool:
     def prewarm(self, n: int) -> None:
         """Open n connections ahead of the schedule so early requests do not pay for connect."""
         for _ in range(n):
-            conn = Connection(self.owner)
+            conn: Connection[R] = Connection(self.owner)
             self._open(conn)
 
     def close(self) -> None:
         while self.idle:
             self.idle.pop().abort()
 
-    def _open(self, conn: Connection) -> None:
+    def _open(self, conn: Connection[R]) -> None:
         self.opened += 1
         self.connecting += 1
         task = self.loop.create_task(
@@ -157,7 +161,7 @@ class Pool:
         )
         task.add_done_callback(lambda t, conn=conn: self._opened(conn, t))
 
-    def _opened(self, conn: Connection, task: asyncio.Task) -> None:
+    def _opened(self, conn: Connection[R], task: asyncio.Task) -> None:
         self.connecting -= 1
         if task.cancelled() or task.exception() is not None:
             if conn.pending is not None:

@@ -24,6 +24,7 @@ _RING = 8192  # recent samples kept for live percentiles
 # reading tokens, and burn CPU).
 _LEAD_NS = 50_000
 _NEVER = 1 << 62  # next_due when nothing is left to send
+_Request = tuple[int, int]  # what a connection carries for the engine: (request index, slot_wait_ns)
 
 
 @dataclass
@@ -48,9 +49,9 @@ class Engine:
     """Dispatches a schedule over a Pool and writes one row per request to a Recorder."""
 
     def __init__(self, loop, pool_factory, offsets_ns, input_len, output_len, build, recorder,
-                 *, max_concurrency=None, request_timeout_s=600.0, failures=None):
+                 *, max_concurrency=None, request_timeout_s=600.0, failures=None) -> None:
         self.loop = loop
-        self.pool: Pool = pool_factory(self)
+        self.pool: Pool[_Request] = pool_factory(self)
         self.offsets_ns = offsets_ns  # schedule offsets from t=0, non-decreasing
         self.when = offsets_ns  # absolute monotonic ns once start() has run
         self.input_len = input_len
@@ -62,8 +63,8 @@ class Engine:
         self.failures = failures  # varcas.load.failures.FailureLog, or None
         self.n = len(offsets_ns)
         self.next = 0
-        self.inflight: dict[int, Connection] = {}
-        self.waiting: collections.deque = collections.deque()
+        self.inflight: dict[int, Connection[_Request]] = {}
+        self.waiting: collections.deque[int] = collections.deque()
         self.stopped = False
         self.next_due = _NEVER  # absolute time of the next send; connections poll it
         self.stats = LiveStats()
@@ -132,7 +133,7 @@ class Engine:
             self._send(i, monotonic_ns() - int(self.when[i]))
 
     # -- completion -------------------------------------------------------------------------
-    def on_response(self, conn: Connection) -> None:
+    def on_response(self, conn: Connection[_Request]) -> None:
         """The parser says the response is complete (or malformed): classify and record it."""
         p = conn.parser
         status = p.status
@@ -152,12 +153,13 @@ class Engine:
             excerpt = (p.error_event if kind == "server" else p.body_excerpt) or (p.errmsg or "").encode()
         self._finish(conn, kind, p.done_ns if kind is None else monotonic_ns(), excerpt)
 
-    def on_failure(self, conn: Connection, kind: str) -> None:
+    def on_failure(self, conn: Connection[_Request], kind: str) -> None:
         """The connection failed or closed before the response completed."""
         if conn.request is not None:
             self._finish(conn, kind, monotonic_ns())
 
-    def _finish(self, conn: Connection, kind, end_ns: int, excerpt: bytes = b"") -> None:
+    def _finish(self, conn: Connection[_Request], kind, end_ns: int, excerpt: bytes = b"") -> None:
+        assert conn.request is not None  # each caller (or the connection, before it calls) checked
         i, slot_wait = conn.request
         p = conn.parser
         in_tok = out_tok = None
@@ -217,7 +219,7 @@ class Engine:
         if not self.done.done():
             self.loop.call_later(0.1, self._sweep)
 
-    def _end_pending(self, conn: Connection, kind: str) -> None:
+    def _end_pending(self, conn: Connection[_Request], kind: str) -> None:
         if conn.request is None and conn.pending is not None:
             conn.request, _ = conn.pending
             conn.pending = None

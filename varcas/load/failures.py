@@ -10,6 +10,7 @@ sending and the run ends `failed` with that error quoted.
 from __future__ import annotations
 
 import re
+from typing import TextIO
 
 import orjson
 
@@ -38,7 +39,7 @@ class FailureLog:
     """errors.log writer, first-failure keeper and fail-fast detector for one run."""
 
     def __init__(self, path, secrets: tuple[str, ...] = (), window: int = 20) -> None:
-        self._file = open(path, "a", encoding="utf-8")
+        self._file: TextIO | None = open(path, "a", encoding="utf-8")  # None once logging stopped
         self._secrets = tuple(s for s in secrets if s)
         self.window = window  # 0: never fail fast
         self.finished = 0

@@ -3,18 +3,35 @@
 (add_load_flags), each under the same spelling, type and help; a command may change a default
 or the help's wording where its meaning differs (a sweep's --workload takes a list). Each
 flag's dest is the LoadConfig field it fills.
+
+`vllm bench serve`'s spellings are extra option strings of the varcas flag that means the same
+(--num-prompts, --request-rate, --disable-tqdm, ...), or flags of their own where varcas had
+none (--base-url, --host/--port, --backend, the ramp-up, the sampling parameters).
 """
 from __future__ import annotations
 
+import math
+
 from ..clikit import positive_float, positive_int
-from ..schedule.arrivals import ARRIVALS, arrival_help
+from ..schedule.arrivals import ARRIVALS, RAMPS, arrival_help
 from .context import CLIP_HELP
-from .request import API_PATHS
+from .request import API_PATHS, BACKENDS
+
+
+def positive_rate(text: str) -> float:
+    """argparse type: a request rate > 0, or inf (vLLM's: every request at once)."""
+    return math.inf if text.strip().lower() == "inf" else positive_float(text)
 
 # dest -> (option strings, argparse keyword arguments)
 LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     # target
     "url": (("--url",), dict(help="server base URL, e.g. http://127.0.0.1:8000 (default: the built-in simulated server)")),
+    "base_url": (("--base-url",), dict(help="vLLM's spelling of --url")),
+    "host": (("--host",), dict(help="vLLM's: the server is http://HOST:PORT (default 127.0.0.1 once --port is given)")),
+    "port": (("--port",), dict(type=positive_int, help="vLLM's: the server's port (default 8000 once --host is "
+                                                     "given)")),
+    "backend": (("--backend",), dict(choices=tuple(BACKENDS), help="vLLM's: vllm and openai are --api completions, "
+                                     "openai-chat is --api chat")),
     "model": (("--model",), dict(help="model name (default: the server's first model)")),
     "api": (("--api",), dict(choices=tuple(API_PATHS), default="completions",
                              help="completions: prompt as token IDs of exact length (default); chat: text prompts")),
@@ -31,17 +48,33 @@ LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     # workload and arrivals
     "workload": (("--workload",), dict(default="chat_medium", help="shipped profile name or path of a JSON profile "
                                        "(default chat_medium)")),
-    "rps": (("--rps", "--request-rate"), dict(type=positive_float, help="requests per second (default: the workload's)")),
-    "arrival": (("--arrival",), dict(choices=tuple(ARRIVALS), default="poisson", help=arrival_help())),
+    "rps": (("--rps", "--request-rate"), dict(type=positive_rate, help="requests per second, or inf: every "
+                                              "request at once (default: the workload's)")),
+    "arrival": (("--arrival",), dict(choices=tuple(ARRIVALS), help=arrival_help())),
     "burstiness": (("--burstiness",), dict(type=positive_float, default=1.0,
-                                           help="gamma shape for --arrival gamma (1.0 = Poisson)")),
+                                           help="gamma shape (1.0 = Poisson); other than 1 without --arrival, "
+                                                "the arrival process is gamma, as in vLLM")),
+    "ramp_up_strategy": (("--ramp-up-strategy",), dict(choices=tuple(RAMPS), help="vLLM's ramp-up: the rate "
+                                                       "climbs from --ramp-up-start-rps to --ramp-up-end-rps over "
+                                                       "--num-requests requests (no --rps)")),
+    "ramp_up_start_rps": (("--ramp-up-start-rps",), dict(type=positive_float, help="rate of the first request "
+                                                         "of a ramp-up")),
+    "ramp_up_end_rps": (("--ramp-up-end-rps",), dict(type=positive_float, help="rate of the last request of a "
+                                                     "ramp-up")),
     "trace": (("--trace",), dict(help="JSONL or CSV of (offset_s, input_tokens, output_tokens) for --arrival trace")),
     "duration_s": (("--duration",), dict(type=positive_float, help="seconds of schedule (default 60 unless --num-requests)")),
-    "num_requests": (("--num-requests",), dict(type=positive_int, help="number of requests; the run ends at "
-                                               "whichever limit comes first")),
-    "input_len": (("--input-len",), dict(type=positive_int, help="fixed prompt length in tokens")),
-    "output_len": (("--output-len",), dict(type=positive_int, help="fixed max_tokens")),
+    "num_requests": (("--num-requests", "--num-prompts"), dict(type=positive_int, help="number of requests; the "
+                                                               "run ends at whichever limit comes first")),
+    "input_len": (("--input-len", "--random-input-len"), dict(type=positive_int, help="fixed prompt length in "
+                                                              "tokens")),
+    "output_len": (("--output-len", "--random-output-len"), dict(type=positive_int, help="fixed max_tokens")),
     "ignore_eos": (("--no-ignore-eos",), dict(action="store_false", help="do not send ignore_eos: true")),
+    "send_ignore_eos": (("--ignore-eos",), dict(dest="ignore_eos", action="store_true", default=True,
+                                                help="send ignore_eos: true (the default; vLLM's flag)")),
+    "temperature": (("--temperature",), dict(type=float, default=0.0, help="sampling temperature sent "
+                                             "(default 0: greedy)")),
+    "top_p": (("--top-p",), dict(type=float, help="top_p sent with each request (default: none)")),
+    "top_k": (("--top-k",), dict(type=int, help="top_k sent with each request (default: none)")),
     "seed": (("--seed",), dict(type=int, default=0, help="seed of the schedule and prompts (default 0)")),
     # run
     "max_concurrency": (("--max-concurrency",), dict(type=positive_int, help="cap on requests in flight "
@@ -67,11 +100,15 @@ LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
                                                 "NVML (done when the server runs here and nvidia-ml-py is "
                                                 "installed: pip install 'varcas[gpu]')")),
     "out": (("--out",), dict(help="run directory (default runs/<UTC timestamp>-<workload>)")),
-    "quiet": (("--quiet",), dict(action="store_true", help="no live progress")),
+    "quiet": (("--quiet", "--disable-tqdm"), dict(action="store_true", help="no live progress")),
 }
 TARGET = ("url", "model", "api", "endpoint", "headers", "api_key_env", "insecure", "tokenizer")
 WORKLOAD = ("workload", "rps", "arrival", "burstiness", "trace", "duration_s", "num_requests", "input_len",
             "output_len", "seed")
+# vllm bench serve's flags that varcas had no spelling of (only `varcas load` offers them)
+VLLM_TARGET = ("base_url", "host", "port", "backend")
+VLLM_WORKLOAD = ("ramp_up_strategy", "ramp_up_start_rps", "ramp_up_end_rps", "send_ignore_eos", "temperature",
+                 "top_p", "top_k")
 
 # How a sweep's load flags differ from `varcas load`'s: a list of workloads, longer runs, a required --out.
 SWEEP_CHANGES = {

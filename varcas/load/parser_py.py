@@ -65,12 +65,20 @@ def _tokens(value: bytes) -> list[bytes]:
     return [t.strip(b" \t").lower() for t in value.split(b",")]
 
 
+def _end(pattern: re.Pattern[bytes], data: bytes, i: int) -> int:
+    """Where pattern's match at data[i] ends, where a match is certain: _WS and _HEX_PREFIX match
+    the empty string, the JSON patterns run over text already validated."""
+    m = pattern.match(data, i)
+    assert m is not None, "no match where one is certain"
+    return m.end()
+
+
 def _value_end(data: bytes, i: int) -> int:
     """End of the (valid) JSON value starting at data[i]."""
     if data[i : i + 1] == b'"':
-        return _STRING.match(data, i).end()
+        return _end(_STRING, data, i)
     if data[i : i + 1] not in (b"{", b"["):
-        return _SCALAR.match(data, i).end()
+        return _end(_SCALAR, data, i)
     depth = 0
     for m in _STRING_OR_BRACKET.finditer(data, i):
         tok = m.group()
@@ -83,17 +91,17 @@ def _value_end(data: bytes, i: int) -> int:
 def _member_bytes(data: bytes, key: str) -> bytes | None:
     """Raw bytes of the last top-level member named key of a valid JSON object text."""
     found = None
-    i = _WS.match(data, data.index(b"{") + 1).end()
+    i = _end(_WS, data, data.index(b"{") + 1)
     while data[i : i + 1] != b"}":
-        j = _STRING.match(data, i).end()
+        j = _end(_STRING, data, i)
         name = orjson.loads(data[i:j])
-        i = _WS.match(data, data.index(b":", j) + 1).end()
+        i = _end(_WS, data, data.index(b":", j) + 1)
         end = _value_end(data, i)
         if name == key:
             found = data[i:end]
-        i = _WS.match(data, end).end()
+        i = _end(_WS, data, end)
         if data[i : i + 1] == b",":
-            i = _WS.match(data, i + 1).end()
+            i = _end(_WS, data, i + 1)
     return found
 
 
@@ -342,7 +350,7 @@ class PyStreamParser:
         self.keep_alive = not until_close and not h.conn_close and (h.minor >= 1 or h.conn_keep_alive)
 
     def _chunk_size_line(self, line: bytes) -> None:
-        digits = _HEX_PREFIX.match(line).group()
+        digits = line[: _end(_HEX_PREFIX, line, 0)]
         if int(digits[:-1] or b"0", 16) >> 59:  # the last digit would pass 2^63
             self._fail("chunk size overflow")
         elif not digits or not _CHUNK_SIZE_REST.fullmatch(line, len(digits)):

@@ -14,6 +14,8 @@ import orjson
 from ..errors import VarcasError
 
 API_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+# vllm bench serve's --backend names of these APIs -> varcas's --api
+BACKENDS = {"vllm": "completions", "openai": "completions", "openai-chat": "chat"}
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class RequestBuilder:
     ignore_eos: bool = True
     headers: list[tuple[str, str]] = field(default_factory=list)
     api_key: str | None = None
+    sampling: dict = field(default_factory=lambda: {"temperature": 0.0})  # body keys, in this order
 
     def __post_init__(self) -> None:
         if self.api not in API_PATHS:
@@ -95,7 +98,8 @@ class RequestBuilder:
         else:
             self._body_a = b'{"model":' + model + b',"prompt":'
             self._body_b = b',"max_tokens":'
-        tail = b',"temperature":0.0,"stream":true,"stream_options":{"include_usage":true}'
+        tail = b"".join(b",%s:%s" % (orjson.dumps(k), orjson.dumps(v)) for k, v in self.sampling.items())
+        tail += b',"stream":true,"stream_options":{"include_usage":true}'
         self._body_c = tail + (b',"ignore_eos":true}' if self.ignore_eos else b"}")
 
     def build(self, request_id: int, prompt_json: bytes, max_tokens: int) -> bytes:

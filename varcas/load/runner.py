@@ -12,6 +12,7 @@ the final manifest are written at the end whatever happened.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import platform
 import resource
@@ -45,7 +46,7 @@ from .engine import Engine
 from .failures import FailureLog
 from .preflight import control_client, preflight
 from .progress import Progress
-from .request import RequestBuilder, Target, parse_header
+from .request import BACKENDS, RequestBuilder, Target, parse_header
 from .vocab import PromptPlan, from_tokenizer, plan_prompts
 
 SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")
@@ -53,13 +54,19 @@ SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-a
 
 @dataclass
 class LoadConfig:
-    """Everything a load run needs; what lands in run.json (minus secrets) is asdict() of this."""
+    """Everything a load run needs; what lands in run.json (minus secrets) is asdict() of this.
+
+    vLLM's spellings of the target (`vllm bench serve`'s base_url, or host and port) are folded
+    into url when the config is made, and backend sets api, so that a config says each once."""
 
     url: str | None = None
     model: str | None = None
-    rps: float | None = None
-    arrival: str = "poisson"
+    rps: float | None = None  # inf: every request at once; None: the workload's (prepare fills it in)
+    arrival: str | None = None  # None: gamma when burstiness != 1, else poisson (prepare fills it in)
     burstiness: float = 1.0
+    ramp_up_strategy: str | None = None  # a ramp-up (schedule.arrivals.RAMPS) from start to end rps
+    ramp_up_start_rps: float | None = None
+    ramp_up_end_rps: float | None = None
     trace: str | None = None
     duration_s: float | None = None
     num_requests: int | None = None
@@ -70,6 +77,9 @@ class LoadConfig:
     api: str = "completions"
     endpoint: str | None = None
     ignore_eos: bool = True
+    temperature: float = 0.0
+    top_p: float | None = None
+    top_k: int | None = None
     headers: list[str] = field(default_factory=list)
     api_key_env: str = "OPENAI_API_KEY"
     insecure: bool = False
@@ -85,6 +95,21 @@ class LoadConfig:
     gpu_metrics: bool = True  # sample this host's GPUs through NVML when the server runs here
     quiet: bool = False
     sim: dict = field(default_factory=dict)  # the simulator's settings when there is no url (varcas.targets)
+    base_url: str | None = None  # vLLM's spelling of url
+    host: str | None = None  # with port, vLLM's other spelling: http://HOST:PORT (127.0.0.1, 8000)
+    port: int | None = None
+    backend: str | None = None  # vLLM's --backend (request.BACKENDS), kept for its result JSON
+
+    def __post_init__(self) -> None:
+        """Fold vLLM's target spellings into url and its backend into api (one-line errors)."""
+        self.url = _target_url(self.url, self.base_url, self.host, self.port)
+        self.base_url = self.host = self.port = None
+        if self.backend is not None:
+            if self.backend not in BACKENDS:
+                raise VarcasError(f"unknown --backend {self.backend!r} (known: {', '.join(BACKENDS)})")
+            if self.api != "completions" and self.api != BACKENDS[self.backend]:
+                raise VarcasError(f"--api {self.api} and --backend {self.backend} disagree: give one")
+            self.api = BACKENDS[self.backend]
 
     def public(self) -> dict:
         """The config as stored in run.json: header names only, never their values (any custom
@@ -93,6 +118,21 @@ class LoadConfig:
         d["headers"] = [_mask_header(h) for h in self.headers]
         d["gpu_metrics_url"] = self.gpu_metrics_url and scrape.public_url(self.gpu_metrics_url)
         return d
+
+
+def _target_url(url: str | None, base_url: str | None, host: str | None, port: int | None) -> str | None:
+    """The one URL that url, base_url or host/port name (vLLM's defaults fill in host or port)."""
+    given = [flag for flag, value in (("--url", url), ("--base-url", base_url), ("--host", host), ("--port", port))
+             if value is not None]
+    if len(given) > 1 and given[:2] != ["--host", "--port"]:
+        raise VarcasError(f"{', '.join(given)}: each names the server; give --url (or --base-url) alone, "
+                          "or --host/--port")
+    if host is None and port is None:
+        return url if base_url is None else base_url
+    if port is not None and not 1 <= port <= 65535:
+        raise VarcasError(f"--port must be in [1, 65535], got {port}")
+    host = host or "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{port or 8000}"
 
 
 def _mask_header(text: str) -> str:
@@ -145,18 +185,51 @@ def prepare(cfg: LoadConfig) -> Prepared:
     for name, value in (("--request-timeout", cfg.request_timeout_s), ("--drain-timeout", cfg.drain_timeout_s)):
         if not value > 0 or value != value or value == float("inf"):
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
+    _check_sampling(cfg)
     headers = [parse_header(h) for h in cfg.headers]
     workload = load_workload(cfg.workload)
+    arrival = cfg.arrival or ("gamma" if cfg.burstiness != 1 else "poisson")  # vLLM's: --burstiness alone
+    ramp = _ramp(cfg)
     duration = cfg.duration_s
-    if duration is None and cfg.num_requests is None and cfg.arrival != "trace":
+    if duration is None and cfg.num_requests is None and arrival != "trace":
         duration = 60.0
     sched = build_schedule(
-        workload=workload, rps=cfg.rps, arrival=cfg.arrival, burstiness=cfg.burstiness,
+        workload=workload, rps=cfg.rps, arrival=arrival, burstiness=cfg.burstiness,
         duration_s=duration, num_requests=cfg.num_requests, input_len=cfg.input_len,
-        output_len=cfg.output_len, seed=cfg.seed, trace_path=cfg.trace,
+        output_len=cfg.output_len, seed=cfg.seed, trace_path=cfg.trace, ramp=ramp,
     )
-    cfg.duration_s = duration
+    cfg.arrival, cfg.duration_s = arrival, duration
+    if cfg.rps is None and arrival != "trace" and ramp is None:
+        cfg.rps = workload.rps  # run.json says the rate offered
     return Prepared(cfg, sched.offset_ns, sched.input_len, sched.output_len, workload.name, headers)
+
+
+def _ramp(cfg: LoadConfig) -> tuple[str, float, float] | None:
+    """The ramp-up (strategy, start, end) when all three flags are given; None when none is."""
+    flags = {"--ramp-up-strategy": cfg.ramp_up_strategy, "--ramp-up-start-rps": cfg.ramp_up_start_rps,
+             "--ramp-up-end-rps": cfg.ramp_up_end_rps}
+    missing = [flag for flag, value in flags.items() if value is None]
+    if len(missing) == len(flags):
+        return None
+    if missing:
+        raise VarcasError(f"a ramp-up needs {', '.join(flags)}; missing {', '.join(missing)}")
+    return cfg.ramp_up_strategy, cfg.ramp_up_start_rps, cfg.ramp_up_end_rps
+
+
+def _check_sampling(cfg: LoadConfig) -> None:
+    """The sampling parameters vLLM accepts, checked before a server would refuse every request."""
+    if not 0 <= cfg.temperature < math.inf:
+        raise VarcasError(f"--temperature must be a number >= 0, got {cfg.temperature}")
+    if cfg.top_p is not None and not 0 < cfg.top_p <= 1:
+        raise VarcasError(f"--top-p must be in (0, 1], got {cfg.top_p}")
+    if cfg.top_k is not None and cfg.top_k < -1:
+        raise VarcasError(f"--top-k must be a number of tokens, or -1 or 0 for none, got {cfg.top_k}")
+
+
+def sampling(cfg: LoadConfig) -> dict:
+    """The sampling keys of each request body: temperature always, top_p and top_k when given."""
+    params = {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k}
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def make_run_dir(out: str | None, workload: str) -> Path:
@@ -216,7 +289,8 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
     prep.input_len, prep.output_len, note = fit_to_context(
         prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
     run_dir = make_run_dir(cfg.out, prep.workload_name)
-    builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key)
+    builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key,
+                             sampling(cfg))
     manifest = base_manifest(prep, url, target_kind, target_params, info)
     manifest["prompts"] = plan.record
     if note:

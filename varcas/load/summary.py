@@ -9,11 +9,10 @@ from ..errors import EXIT_FAILED, EXIT_INTERRUPTED
 from ..rundir import ERRORS_LOG, read_manifest
 
 
-def print_summary(run_dir: Path, console) -> int:
-    """Print the run's summary and trust warnings. Exit status: 0 complete, 1 failed (every
-    request failed, or fail-fast stopped it: the reason on stderr), 130 interrupted."""
-    summary = summarize(load_run(run_dir))
-    render(summary, console)
+def print_summary(run_dir: Path, console, summary=None) -> int:
+    """Print the run's summary (default: summarize's) and trust warnings. Exit status: 0 complete,
+    1 failed (every request failed, or fail-fast stopped it: the reason on stderr), 130 interrupted."""
+    render(summarize(load_run(run_dir)) if summary is None else summary, console)
     console.print(f"results: {run_dir}")
     manifest = read_manifest(run_dir)
     status = manifest.get("status")

@@ -8,12 +8,20 @@ Rates in requests/s, offsets in int64 ns from the run's start:
             burstiness < 1 is burstier than Poisson, > 1 smoother, == 1 is Poisson in law.
   constant  offset of request i is exactly i/rps (rounded to the ns); the first is at 0.
   trace     offsets and lengths replayed from a file (build.read_trace): no draw here.
+
+Ramp-ups, the second table (vLLM's --ramp-up-strategy, vllm/benchmarks/serve.py
+_get_current_request_rate): request i of n gets the rate
+  linear       start + (end - start) * i / max(n - 1, 1)
+  exponential  start * (end / start) ** (i / max(n - 1, 1))
+and its gap before it is drawn at that rate by the arrival process's gap law (poisson or
+gamma, whose `gaps` take a per-request rate array); offsets are the gaps' running sum, with
+no rescaling, as in vLLM.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -27,16 +35,19 @@ TRACE = "trace"
 
 # offsets(rps, burstiness, duration_s, num_requests, rng) -> sorted int64 ns
 Offsets = Callable[[float, float, Optional[float], Optional[int], np.random.Generator], np.ndarray]
+# gaps(rate: a float or one per request, burstiness, rng, k) -> k gaps in seconds
+Gaps = Callable[[Union[float, np.ndarray], float, np.random.Generator, int], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Arrival:
-    """An arrival process: its help line and how its offsets are drawn (None for a trace,
-    whose offsets come from its file)."""
+    """An arrival process: its help line, how its offsets are drawn (None for a trace, whose
+    offsets come from its file) and, for a renewal process, its gap law (what a ramp-up draws)."""
 
     name: str
     help: str
     offsets: Offsets | None
+    gaps: Gaps | None = None
 
 
 def _constant(rps: float, burstiness: float, duration_s: float | None, num_requests: int | None,
@@ -49,28 +60,54 @@ def _constant(rps: float, burstiness: float, duration_s: float | None, num_reque
     return _to_ns(np.arange(n, dtype=np.float64) / rps, limit_ns)[0]
 
 
-def _poisson(rps: float, burstiness: float, duration_s: float | None, num_requests: int | None,
-             rng: np.random.Generator) -> np.ndarray:
-    return _accumulate_gaps(lambda k: rng.exponential(1.0 / rps, k), rps, duration_s, num_requests)
+def _exponential_gaps(rate, burstiness: float, rng: np.random.Generator, k: int) -> np.ndarray:
+    return rng.exponential(1.0 / rate, k)
 
 
-def _gamma(rps: float, burstiness: float, duration_s: float | None, num_requests: int | None,
-           rng: np.random.Generator) -> np.ndarray:
-    return _accumulate_gaps(lambda k: rng.gamma(burstiness, 1.0 / (rps * burstiness), k), rps, duration_s,
-                            num_requests)
+def _gamma_gaps(rate, burstiness: float, rng: np.random.Generator, k: int) -> np.ndarray:
+    return rng.gamma(burstiness, 1.0 / (rate * burstiness), k)
+
+
+def _renewal(gaps: Gaps) -> Offsets:
+    """The offsets of a process whose gaps at a constant rate follow `gaps`."""
+    def offsets(rps: float, burstiness: float, duration_s: float | None, num_requests: int | None,
+                rng: np.random.Generator) -> np.ndarray:
+        return _accumulate_gaps(lambda k: gaps(rps, burstiness, rng, k), rps, duration_s, num_requests)
+    return offsets
 
 
 ARRIVALS = {a.name: a for a in (
-    Arrival("poisson", "exponential gaps of mean 1/rate (the default)", _poisson),
-    Arrival("gamma", "gamma gaps of shape --burstiness and mean 1/rate (vLLM's; 1.0 = Poisson)", _gamma),
+    Arrival("poisson", "exponential gaps of mean 1/rate (the default)", _renewal(_exponential_gaps),
+            _exponential_gaps),
+    Arrival("gamma", "gamma gaps of shape --burstiness and mean 1/rate (vLLM's; 1.0 = Poisson)",
+            _renewal(_gamma_gaps), _gamma_gaps),
     Arrival("constant", "request i at exactly i/rate", _constant),
     Arrival(TRACE, "offsets and lengths replayed from --trace", None),
 )}
 
+# strategy -> rate of each request from (start, end, progress i / max(n - 1, 1))
+RAMPS: dict[str, Callable[[float, float, np.ndarray], np.ndarray]] = {
+    "linear": lambda start, end, progress: start + (end - start) * progress,
+    "exponential": lambda start, end, progress: start * (end / start) ** progress,
+}
+
 
 def arrival_help() -> str:
     """The --arrival help text, from the table."""
-    return "arrival process (default poisson): " + "; ".join(f"{a.name}: {a.help}" for a in ARRIVALS.values())
+    return ("arrival process (default poisson, or gamma when --burstiness is not 1): "
+            + "; ".join(f"{a.name}: {a.help}" for a in ARRIVALS.values()))
+
+
+def ramp_rates(strategy: str, start_rps: float, end_rps: float, n: int) -> np.ndarray:
+    """The rate (requests/s) of each of n requests under a ramp-up, as vLLM computes it."""
+    return RAMPS[strategy](start_rps, end_rps, np.arange(n) / max(n - 1, 1))
+
+
+def ramp_offsets(gaps: Gaps, rates: np.ndarray, burstiness: float, duration_s: float | None,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Offsets (int64 ns) of requests whose gaps are drawn at their own rates, cut at duration_s."""
+    limit_ns = math.inf if duration_s is None else duration_s * 1e9
+    return _to_ns(np.cumsum(gaps(rates, burstiness, rng, rates.size)), limit_ns)[0]
 
 
 def _accumulate_gaps(draw: Callable[[int], np.ndarray], rps: float, duration_s: float | None,

@@ -10,9 +10,15 @@ Arrival processes (rates in requests/s, offsets in ns from the run's start):
             burstiness < 1 is burstier than Poisson, > 1 smoother, == 1 is Poisson in law.
   constant  offset of request i is exactly i/rps (rounded to the ns); the first is at 0.
   trace     offsets and lengths replayed from a file (see read_trace).
-For poisson and gamma the first request leaves at its first gap, not at 0 (vLLM sends the
-first one immediately): then every gap, the first included, follows the stated law and the
-offsets form a stationary process, so a window at the start is like a window anywhere.
+For poisson and gamma the first request leaves at its first gap, not at 0 (as in vLLM): then
+every gap, the first included, follows the stated law and the offsets form a stationary
+process, so a window at the start is like a window anywhere. Unlike vLLM, the drawn offsets
+are kept as drawn: vLLM rescales them so that n requests span exactly n/rps seconds.
+
+An infinite rps (vLLM's --request-rate inf) sends every request at offset 0; it needs
+num_requests. A ramp-up (arrivals.RAMPS: vLLM's --ramp-up-strategy) gives each of
+num_requests requests its own rate and draws its gap at that rate (poisson or gamma); it
+takes no rps.
 
 The run ends at whichever comes first: offsets < duration_s, or num_requests requests.
 
@@ -34,7 +40,15 @@ import numpy as np
 import orjson
 
 from ..errors import VarcasError
-from .arrivals import ARRIVALS, MAX_OFFSET_S, MAX_REQUESTS, TRACE
+from .arrivals import (
+    ARRIVALS,
+    MAX_OFFSET_S,
+    MAX_REQUESTS,
+    RAMPS,
+    TRACE,
+    ramp_offsets,
+    ramp_rates,
+)
 from .workloads import INT32_MAX, Workload
 
 TRACE_FIELDS = ("offset_s", "input_tokens", "output_tokens")
@@ -69,26 +83,26 @@ def build_schedule(*, workload: Workload, rps: float | None, arrival: str = "poi
                    burstiness: float = 1.0, duration_s: float | None = None,
                    num_requests: int | None = None, input_len: int | None = None,
                    output_len: int | None = None, seed: int = 0,
-                   trace_path: str | None = None) -> Schedule:
+                   trace_path: str | None = None, ramp: tuple[str, float, float] | None = None) -> Schedule:
     """Compute the schedule; see the module docstring for the semantics.
 
     rps None means workload.rps. input_len/output_len, when given, replace the workload's
     (or the trace's) lengths with that fixed value. A trace takes its rate from its offsets,
     so rps must be None with arrival="trace"; duration_s and num_requests still cut it.
+    ramp is (strategy, start_rps, end_rps) of a ramp-up over num_requests requests.
     Every bad argument raises a one-line VarcasError.
     """
     _validate(workload=workload, rps=rps, arrival=arrival, burstiness=burstiness,
               duration_s=duration_s, num_requests=num_requests, input_len=input_len,
-              output_len=output_len, seed=seed, trace_path=trace_path)
+              output_len=output_len, seed=seed, trace_path=trace_path, ramp=ramp)
     arrival_ss, input_ss, output_ss = np.random.SeedSequence(seed).spawn(3)
     if arrival == TRACE:
         offsets, trace_in, trace_out = read_trace(trace_path)
         keep = _trace_cut(offsets, duration_s, num_requests)
         offsets, trace_in, trace_out = offsets[:keep], trace_in[:keep], trace_out[:keep]
     else:
-        rate = workload.rps if rps is None else float(rps)
-        offsets = ARRIVALS[arrival].offsets(rate, burstiness, duration_s, num_requests,
-                                            np.random.default_rng(arrival_ss))
+        offsets = _offsets(workload, rps, arrival, burstiness, duration_s, num_requests, ramp,
+                           np.random.default_rng(arrival_ss))
         trace_in = trace_out = None
     n = len(offsets)
     if n == 0:
@@ -99,6 +113,18 @@ def build_schedule(*, workload: Workload, rps: float | None, arrival: str = "poi
         input_len=_lengths(input_len, trace_in, workload.input.sample, input_ss, n),
         output_len=_lengths(output_len, trace_out, workload.output.sample, output_ss, n),
     )
+
+
+def _offsets(workload: Workload, rps: float | None, arrival: str, burstiness: float, duration_s: float | None,
+             num_requests: int | None, ramp: tuple[str, float, float] | None,
+             rng: np.random.Generator) -> np.ndarray:
+    """The drawn offsets: all at 0 for an infinite rate, a ramp-up's, or the arrival process's."""
+    if rps == math.inf:
+        return np.zeros(num_requests, dtype=np.int64)
+    if ramp is not None:
+        return ramp_offsets(ARRIVALS[arrival].gaps, ramp_rates(*ramp, num_requests), burstiness, duration_s, rng)
+    rate = workload.rps if rps is None else float(rps)
+    return ARRIVALS[arrival].offsets(rate, burstiness, duration_s, num_requests, rng)
 
 
 def _lengths(fixed: int | None, from_trace: np.ndarray | None, sample: Callable,
@@ -117,12 +143,17 @@ def _bad_real(value: object) -> bool:
 
 def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness: float,
               duration_s: float | None, num_requests: int | None, input_len: int | None,
-              output_len: int | None, seed: int, trace_path: str | None) -> None:
+              output_len: int | None, seed: int, trace_path: str | None,
+              ramp: tuple[str, float, float] | None) -> None:
     """Raise a one-line VarcasError for the first bad argument."""
     if arrival not in ARRIVALS:
         raise VarcasError(f"unknown arrival process {arrival!r}; choose one of {', '.join(ARRIVALS)}")
-    if rps is not None and (_bad_real(rps) or rps <= 0):
-        raise VarcasError(f"rps must be a finite number > 0, got {rps!r}")
+    if rps is not None and rps != math.inf and (_bad_real(rps) or rps <= 0):
+        raise VarcasError(f"rps must be a number > 0 or inf, got {rps!r}")
+    if rps == math.inf and num_requests is None:
+        raise VarcasError("rps inf sends every request at once: give a number of requests (--num-requests)")
+    if ramp is not None:
+        _validate_ramp(ramp, rps, arrival, num_requests)
     if _bad_real(burstiness) or burstiness <= 0:
         raise VarcasError(f"burstiness must be a finite number > 0, got {burstiness!r}")
     if burstiness != 1.0 and arrival != "gamma":
@@ -152,6 +183,21 @@ def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness
     if num_requests is None and rate * duration_s > MAX_REQUESTS:
         raise VarcasError(f"rps {rate} for {duration_s} s is ~{rate * duration_s:.3g} requests; "
                           f"the limit is {MAX_REQUESTS}")
+
+
+def _validate_ramp(ramp: tuple, rps: float | None, arrival: str, num_requests: int | None) -> None:
+    """A ramp-up: a known strategy, 0 < start <= end, no rps of its own, a count to span, a gap law."""
+    strategy, start, end = ramp
+    if strategy not in RAMPS:
+        raise VarcasError(f"unknown ramp-up strategy {strategy!r}; choose one of {', '.join(RAMPS)}")
+    if _bad_real(start) or _bad_real(end) or not 0 < start <= end:
+        raise VarcasError(f"a ramp-up needs 0 < start rps <= end rps, got {start!r} and {end!r}")
+    if rps is not None:
+        raise VarcasError("a ramp-up sets the rate itself: give no rps (--request-rate) with it")
+    if num_requests is None:
+        raise VarcasError("a ramp-up climbs over a number of requests: give it (--num-requests)")
+    if ARRIVALS[arrival].gaps is None:
+        raise VarcasError(f"a ramp-up draws poisson or gamma gaps, not {arrival!r} arrivals")
 
 
 def _is_int(value: object) -> bool:
