@@ -21,7 +21,7 @@ LAYERS = (
     ("load", "sim"),
     ("targets",),
     ("results",),
-    ("optimize",),
+    ("optimize", "calibrate"),
     ("report",),
     ("pipeline",),
     ("cli", "testing"),

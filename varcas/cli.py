@@ -13,6 +13,7 @@ COMMANDS = {
     "recover": ("varcas.load.recover_cli", "rebuild requests.parquet of a run whose process died"),
     "analyze": ("varcas.analyze.cli", "latency/throughput statistics and a trust verdict for runs"),
     "roofline": ("varcas.roofline.cli", "static roofline model of prefill and decode on a GPU"),
+    "calibrate": ("varcas.calibrate.cli", "fit the roofline's efficiencies and per-step overhead to measured runs"),
     "sim": ("varcas.targets.sim_cli", "simulated vLLM server on the roofline model (served, or offline in virtual time)"),
     "optimize": ("varcas.optimize.cli", "sweep server settings (e.g. --max-num-seqs) over workloads; compare, recommend"),
     "sweep-rate": ("varcas.optimize.capacity_cli", "find the highest request rate that meets the SLOs (capacity)"),

@@ -12,7 +12,8 @@ others still run; rerunning the command skips what finished):
                 layout); needs a server varcas can restart: --server-cmd or the simulator
   4. report     DIR/report.html and DIR/REPORT.md
 Without --url or --server-cmd the target is varcas's simulated vLLM server running the same
-model, GPU and quantization, and every output says so.
+model, GPU and quantization, and every output says so. --calibration FILE (varcas calibrate's
+fit) sets the efficiencies and per-step overhead of the roofline step and of the simulator.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
 from .results import files, sweepdir
 from .results.comparison import read_comparison
 from .results.explain import DEFAULT_MAX_NUM_SEQS
+from .roofline.calibration import calibrated_hardware
 from .schedule.workloads import load_workload
 
 DEFAULT_BATCHES = "1,2,4,8,16,32"
@@ -61,14 +63,12 @@ def _check(args) -> tuple[BackendSpec, tuple, list]:
 
     if any(getattr(args, f"sim_{k}") is not None for k in ("model", "gpu", "quant")):
         raise VarcasError("pipeline: --model/--gpu/--quant say what the simulator runs; drop the --sim-* flags")
-    roofline.model(args.model, args.quant)  # unknown model or quantization: one line, now
-    roofline.hardware(args.gpu)
+    m = roofline.model(args.model, args.quant)  # unknown model or quantization: one line, now
+    calibrated_hardware(args.gpu, None, args.calibration, m)  # and an unknown GPU or a calibration of another
     if args.ncu:
         roofline.read_ncu(args.ncu)  # a bad kernel file: one line, before the directory exists
-    spec = backend_spec(args)
+    spec = backend_spec(args, {"model": args.model, "gpu": args.gpu, "quant": args.quant}, own_roofline=True)
     spec.check(["max_num_seqs"] if not spec.url else [])  # the sweep fills {max_num_seqs}
-    if not (spec.url or spec.server_cmd):
-        spec.sim = {**spec.sim, "model": args.model, "gpu": args.gpu, "quant": args.quant}
     workloads = tuple(w.strip() for w in args.workload.split(",") if w.strip())
     names = [load_workload(w).name for w in workloads]
     if len(set(names)) != len(names):
@@ -140,11 +140,12 @@ def _target_text(spec: BackendSpec, args) -> str:
 
 
 def _roofline(args, rdir: Path) -> dict:
-    """The static roofline of the model and GPU (`varcas roofline`'s), with the --ncu kernels if any,
-    its text and JSON kept."""
+    """The static roofline of the model and GPU (`varcas roofline`'s), with the --calibration's
+    efficiencies and overhead and the --ncu kernels if any, its text and JSON kept."""
     from . import roofline
 
-    hw, m = roofline.hardware(args.gpu), roofline.model(args.model, args.quant)
+    m = roofline.model(args.model, args.quant)
+    hw = calibrated_hardware(args.gpu, None, args.calibration, m)
     batches = sorted({int(b) for b in args.batch_sizes.split(",")})
     out = roofline.static(hw, m, batches, [128, 512], [512, 2048], ncu_csv=args.ncu)
     rdir.mkdir(exist_ok=True)

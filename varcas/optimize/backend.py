@@ -8,6 +8,8 @@ Four kinds, one interface (Backend.run(LoadConfig) -> run directory):
             configuration's params as its vLLM-named flags (max_num_seqs -> --max-num-seqs)
   offline   --offline: the simulator in virtual time (varcas.targets.offline), seconds per run
 The simulator's flags are checked before anything starts, so a bad value is a one-line error.
+--calibration FILE (varcas calibrate's fit) sets the simulator's efficiencies and per-step overhead
+under its --param values, which win per configuration.
 """
 from __future__ import annotations
 
@@ -134,9 +136,21 @@ def add_backend_flags(parser) -> None:
     g.add_argument("--ready-timeout", dest="ready_timeout_s", type=positive_float, default=600.0,
                    help="seconds a started server may take to become ready (default 600)")
     add_sim_choice_flags(g)
+    g.add_argument("--calibration", metavar="FILE", help="the simulator's efficiencies and per-step overhead, "
+                   "fitted by varcas calibrate (its --json file) for its model and GPU; a --param of the same "
+                   "setting wins")
 
 
-def backend_spec(args) -> BackendSpec:
-    """BackendSpec from the flags of add_backend_flags."""
-    return BackendSpec(url=args.url, server_cmd=args.server_cmd, offline=args.offline, sim=sim_choices(args),
+def backend_spec(args, sim: dict | None = None, *, own_roofline: bool = False) -> BackendSpec:
+    """BackendSpec from the flags of add_backend_flags. sim: engine settings the command fixes for
+    the simulator (the pipeline's model, GPU and quantization), used when the simulator is the
+    target, as --calibration is (sim_flags.calibrated). own_roofline: the command also applies
+    --calibration to a roofline of its own (pipeline), so a real server may come with it."""
+    spec = BackendSpec(url=args.url, server_cmd=args.server_cmd, offline=args.offline, sim=sim_choices(args),
                        ready_timeout_s=args.ready_timeout_s)
+    if spec.kind in ("sim", "offline"):
+        spec.sim = sim_flags.calibrated({**spec.sim, **(sim or {})}, args.calibration)
+    elif args.calibration and not own_roofline:
+        raise VarcasError("--calibration sets the simulator's efficiencies and overhead: it does not apply to "
+                          "--url or --server-cmd")
+    return spec

@@ -4,7 +4,8 @@
         --context 512,2048 [--ops] [--sweep] [--ncu kernels.csv] [--json out.json]
     varcas roofline --gpu h100 --ncu kernels.csv [--act bf16] [--json out.json]
 
-A thin layer over varcas.roofline: parse flags, build Hardware and Model, call static() (or
+A thin layer over varcas.roofline: parse flags, build Hardware (with --calibration's fitted
+efficiencies and overhead under the explicit flags) and Model, call static() (or
 kernel_roofline() when --ncu comes without --model: the measured kernels need only the GPU; --act
 then names the peak for kernels without tensor-core work, fp16 by default), print. Bad names,
 files and values are one-line VarcasErrors.
@@ -18,6 +19,7 @@ from pathlib import Path
 from ..clikit import OneLineParser
 from ..errors import VarcasError
 from . import analysis, gpus, models
+from .calibration import calibrated_hardware
 from .static import kernel_roofline, static
 
 
@@ -57,12 +59,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                    help="per-token (decode step) latency target for the best-batch search")
     p.add_argument("--gpu-memory-utilization", type=float,
                    default=analysis.DEFAULT_GPU_MEMORY_UTILIZATION, help="as vLLM's flag (0.9)")
-    p.add_argument("--bw-efficiency", type=float, default=gpus.DEFAULT_BW_EFFICIENCY,
-                   help="achievable fraction of peak bandwidth (realistic model)")
-    p.add_argument("--compute-efficiency", type=float, default=gpus.DEFAULT_COMPUTE_EFFICIENCY,
-                   help="achievable fraction of peak FLOP/s (realistic model)")
-    p.add_argument("--overhead-ms", type=float, default=gpus.DEFAULT_STEP_OVERHEAD_S * 1e3,
-                   help="fixed per-step overhead in ms (realistic model)")
+    p.add_argument("--bw-efficiency", type=float,
+                   help=f"achievable fraction of peak bandwidth (realistic model; default {gpus.DEFAULT_BW_EFFICIENCY})")
+    p.add_argument("--compute-efficiency", type=float, help="achievable fraction of peak FLOP/s (realistic "
+                   f"model; default {gpus.DEFAULT_COMPUTE_EFFICIENCY})")
+    p.add_argument("--overhead-ms", type=float, help="fixed per-step overhead in ms (realistic model; default "
+                   f"{gpus.DEFAULT_STEP_OVERHEAD_S * 1e3:g})")
+    p.add_argument("--calibration", metavar="FILE", help="efficiencies and overhead fitted by varcas calibrate "
+                   "for this model and GPU; the three flags above, where given, win")
     p.add_argument("--ncu", metavar="FILE.csv", help="kernels measured by Nsight Compute (ncu --csv --page raw "
                    "output, docs/roofline.md) placed on the same roofline")
     p.add_argument("--json", metavar="PATH", help="also write all numbers as JSON to PATH")
@@ -76,14 +80,15 @@ def run(args: argparse.Namespace) -> int:
         raise VarcasError(f"--latency-target-ms must be > 0, got {args.latency_target_ms}")
     if args.model is None and args.ncu is None:
         raise VarcasError("--model is required (without a model, --ncu FILE.csv places measured kernels alone)")
-    hw = gpus.hardware(args.gpu, args.gpu_file, bw_efficiency=args.bw_efficiency,
-                           compute_efficiency=args.compute_efficiency,
-                           step_overhead_s=args.overhead_ms / 1e3)
-    if args.model is None:
+    m = None if args.model is None else models.model(
+        args.model, args.quant, attention=args.attention, weights=args.weights, act=args.act,
+        kv=args.kv_dtype, group_size=args.group_size)
+    hw = calibrated_hardware(args.gpu, args.gpu_file, args.calibration, m, bw_efficiency=args.bw_efficiency,
+                             compute_efficiency=args.compute_efficiency,
+                             step_overhead_s=None if args.overhead_ms is None else args.overhead_ms / 1e3)
+    if m is None:
         out = kernel_roofline(hw, args.ncu, args.act or "fp16")
     else:
-        m = models.model(args.model, args.quant, attention=args.attention, weights=args.weights,
-                         act=args.act, kv=args.kv_dtype, group_size=args.group_size)
         target = args.latency_target_ms / 1e3 if args.latency_target_ms else None
         out = static(hw, m, args.batch, args.prompt, args.context, gpu_memory_utilization=args.gpu_memory_utilization,
                      max_batch=args.max_batch, latency_target_s=target, ops=args.ops, sweep=args.sweep,

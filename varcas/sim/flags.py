@@ -3,7 +3,9 @@
 add_engine_flags() builds `varcas sim`'s argparse group from the table; config() turns a
 {setting: value} mapping (typed values, or the strings of a sweep's --param) into a SimConfig
 without any parser; argv() writes settings back as the flags of a `python -m varcas.sim` child.
-Defaults are SimConfig's, so the table carries none of its own.
+Defaults are SimConfig's, so the table carries none of its own. calibrated() puts a calibration
+file's efficiencies and overhead (`--calibration FILE`, varcas.roofline.calibration) under the
+settings given explicitly, which win.
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import math
 from dataclasses import dataclass, fields
 
 from ..errors import VarcasError
-from .config import SimConfig
+from ..roofline import calibration
+from .config import SimConfig, resolve
 
 
 @dataclass(frozen=True)
@@ -110,14 +113,30 @@ def argv(values: dict) -> list[str]:
     return words
 
 
+def calibrated(values: dict, path) -> dict:
+    """Settings {name: value} with the calibration file at `path` (None: none) under them: its
+    determined efficiencies and overhead fill the settings not given. VarcasError when the file is
+    bad or was fitted for another model, quantization or GPU than these settings simulate."""
+    if path is None:
+        return values
+    cal = calibration.read(path)
+    merged = {**cal.engine_settings(), **values}
+    setup = resolve(config(merged))
+    cal.check(setup.hw.gpu.name, setup.model)
+    return merged
+
+
 def add_engine_flags(group) -> None:
-    """The engine flags on an argparse parser or group, with SimConfig's defaults."""
+    """The engine flags on an argparse parser or group, with SimConfig's defaults, and --calibration."""
     defaults = SimConfig()
     for flag in ENGINE_FLAGS:
         if flag.kind is bool:
             group.add_argument(flag.option, action="store_true", help=flag.help)
         else:
             group.add_argument(flag.option, type=_argtype(flag), default=getattr(defaults, flag.name), help=flag.help)
+    group.add_argument("--calibration", metavar="FILE", help="efficiencies and per-step overhead fitted by varcas "
+                       "calibrate (its --json file) for the simulated model and GPU; an explicit --bw-efficiency, "
+                       "--compute-efficiency or --step-overhead-ms wins")
 
 
 def _argtype(flag: Flag):
@@ -132,8 +151,9 @@ def _argtype(flag: Flag):
 
 
 def from_args(args) -> SimConfig:
-    """The SimConfig of parsed add_engine_flags() flags."""
-    return SimConfig(**{f.name: getattr(args, f.name) for f in ENGINE_FLAGS})
+    """The SimConfig of parsed add_engine_flags() flags, --calibration's settings under the given ones."""
+    given = {f.name: v for f in ENGINE_FLAGS if (v := getattr(args, f.name)) is not None}
+    return config(calibrated(given, args.calibration))
 
 
 SIM_CHOICES = ("model", "gpu", "quant", "max_num_seqs")  # what a command that targets the simulator lets one pick
