@@ -107,9 +107,9 @@ def test_a_pipeline_whose_steps_failed_says_why(run_dir, tmp_path):
 
 @pytest.mark.parametrize("make, message", [
     (lambda d: None, "not a run, sweep or pipeline directory (no run.json, sweep.json or pipeline.json)"),
-    (lambda d: (d / "sweep.json").write_text("{not json"), "sweep.json: unreadable sweep spec (JSONDecodeError)"),
+    (lambda d: (d / "sweep.json").write_text("{not json"), "sweep.json: unreadable sweep spec (JSONDecodeError: not JSON?)"),
     (lambda d: (d / "pipeline.json").write_text("[]"),
-     "pipeline.json: unreadable pipeline state (not a JSON object)"),
+     "pipeline.json: not a pipeline state (not a JSON object)"),
     (lambda d: (d / "pipeline.json").write_text('{"steps": {}}'),
      "pipeline.json: pipeline state format None, this varcas reads 1 (written by an older varcas: "
      "rerun the command that made it)"),

@@ -41,9 +41,9 @@ def test_another_version_is_one_line(tmp_path, kind, found, says):
 
 
 @pytest.mark.parametrize("content, says", [
-    (None, "missing (pipeline state)"),
-    (b"{not json", "unreadable pipeline state (JSONDecodeError)"),
-    (b"[1, 2]", "unreadable pipeline state (not a JSON object)"),
+    (None, "no such file (pipeline state)"),
+    (b"{not json", "unreadable pipeline state (JSONDecodeError: not JSON?)"),
+    (b"[1, 2]", "not a pipeline state (not a JSON object)"),
     (b"\xff\xfe", "unreadable pipeline state"),
 ])
 def test_a_broken_file_is_one_line(tmp_path, content, says):

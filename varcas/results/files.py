@@ -10,11 +10,11 @@ older. Writes are atomic (rundir.write_json): an interrupted writer leaves the o
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import rundir
+from ..bounded import read_json_object
 from ..errors import VarcasError
 
 MAX_BYTES = 256 << 20  # a result file is kilobytes to a few megabytes; anything larger is not one
@@ -40,17 +40,7 @@ PIPELINE = ResultFile("pipeline.json", "pipeline state", 1)
 
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from path, or a one-line VarcasError naming `what`."""
-    try:
-        if Path(path).stat().st_size > MAX_BYTES:
-            raise VarcasError(f"{path}: not a {what} (larger than {MAX_BYTES >> 20} MiB)")
-        data = json.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        raise VarcasError(f"{path}: missing ({what})") from None
-    except (OSError, ValueError) as exc:
-        raise VarcasError(f"{path}: unreadable {what} ({exc.__class__.__name__})") from None
-    if not isinstance(data, dict):
-        raise VarcasError(f"{path}: unreadable {what} (not a JSON object)")
-    return data
+    return read_json_object(path, what, MAX_BYTES)
 
 
 def read(directory: Path, kind: ResultFile) -> dict:

@@ -17,11 +17,11 @@ Format history: 1, the first.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bounded import read_json_object
 from ..errors import VarcasError
 from .gpus import Hardware, hardware
 from .models import Model
@@ -99,16 +99,9 @@ def read(path) -> Calibration:
 
 def _load(path: Path) -> dict:
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise VarcasError(f"--calibration {path}: not a calibration file (larger than {MAX_BYTES >> 20} MiB)")
-        data = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise VarcasError(f"--calibration {path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise VarcasError(f"--calibration {path}: unreadable ({exc.__class__.__name__}: not JSON?)") from None
-    if not isinstance(data, dict):
-        raise VarcasError(f"--calibration {path}: not a calibration file (not a JSON object)")
-    return data
+        return read_json_object(path, "calibration file", MAX_BYTES)
+    except VarcasError as exc:
+        raise VarcasError(f"--calibration {exc}") from None
 
 
 def _setting(path, key: str, value) -> float:
