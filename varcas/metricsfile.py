@@ -111,8 +111,8 @@ def bracket(s: Samples, t0_ns: int, t1_ns: int) -> Samples:
     times = np.unique(s.t_ns)
     if not times.size:
         return s
-    lo = times[max(np.searchsorted(times, t0_ns, side="right") - 1, 0)]
-    hi = times[min(np.searchsorted(times, t1_ns, side="left"), times.size - 1)]
+    lo = times[max(int(np.searchsorted(times, t0_ns, side="right")) - 1, 0)]
+    hi = times[min(int(np.searchsorted(times, t1_ns, side="left")), times.size - 1)]
     keep = (s.t_ns >= lo) & (s.t_ns <= hi)
     return s._replace(t_ns=s.t_ns[keep], label_ids=s.label_ids[keep], values=s.values[keep])
 
@@ -131,10 +131,12 @@ def increases(s: Samples) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
 def counter_deltas(table: pa.Table, names, t0_ns: int | None = None, t1_ns: int | None = None) -> dict[str, float]:
     """Each counter's increase, summed over its label sets: over the whole table, or between the
     scrapes that bracket [t0_ns, t1_ns) (bracket). A reset counts from zero again (increases)."""
+    if (t0_ns is None) != (t1_ns is None):
+        raise TypeError("counter_deltas: give both t0_ns and t1_ns, or neither")
     out = {}
     for name in names:
         s = samples(table, name)
-        out[name] = float(increases(s if t0_ns is None else bracket(s, t0_ns, t1_ns))[2].sum())
+        out[name] = float(increases(s if t0_ns is None or t1_ns is None else bracket(s, t0_ns, t1_ns))[2].sum())
     return out
 
 

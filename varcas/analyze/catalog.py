@@ -28,6 +28,9 @@ def percent_word(p) -> str:
 class _Shown:
     """The heading of a row or axis: the label, and the unit in brackets when there is one."""
 
+    label: str  # declared by each subclass (a dataclass field)
+    unit: str
+
     @property
     def heading(self) -> str:
         return f"{self.label} ({self.unit})" if self.unit else self.label
@@ -118,7 +121,7 @@ class Figure(_Shown):
     key: str  # its name in the comparison's rows: output_throughput, ttft_p99
     label: str
     unit: str
-    higher_is_better: bool
+    higher_is_better: bool | None  # the metric's: None for neither way
     summary_key: str  # where a summary block (summary.to_dict()) holds it
 
 

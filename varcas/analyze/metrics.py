@@ -147,10 +147,16 @@ def end_limit_ns(run: Run) -> int:
         return end
     config = run.manifest.get("config")
     config = config if isinstance(config, dict) else {}
-    slack_s = sum(v if type(v) in (int, float) and 0 < v < 1e6 else default
-                  for v, default in ((config.get("request_timeout_s"), 600.0), (config.get("drain_timeout_s"), 30.0)))
+    slack_s = _seconds(config.get("request_timeout_s"), 600.0) + _seconds(config.get("drain_timeout_s"), 30.0)
     last = int(run.scheduled_ns.max()) if run.scheduled_ns.size else run.start_ns
     return max(last, run.start_ns) + int(slack_s * NS_PER_S)
+
+
+def _seconds(value: object, default: float) -> float:
+    """A manifest's timeout when it is a plausible number of seconds (a bool is none), else default."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1e6:
+        return value
+    return default
 
 
 def distribution(values: np.ndarray, percents, scale: float = NS_PER_MS) -> Distribution | None:
@@ -172,11 +178,13 @@ def distribution(values: np.ndarray, percents, scale: float = NS_PER_MS) -> Dist
 def slo_limits(goodput: dict | None) -> tuple[float, float, float]:
     """--goodput {metric: ms} as (ttft, tpot, e2el) limits in ns; +inf where absent."""
     goodput = goodput or {}
-    return tuple(goodput[m] * NS_PER_MS if m in goodput else np.inf for m in SLO_METRICS)
+    ttft, tpot, e2el = (goodput[m] * NS_PER_MS if m in goodput else np.inf for m in SLO_METRICS)
+    return ttft, tpot, e2el
 
 
-def good_requests(rm: RequestMetrics, goodput: dict) -> np.ndarray:
-    """Successful requests that meet every SLO of goodput ({ttft|tpot|e2el: ms})."""
+def good_requests(rm: RequestMetrics, goodput: dict | None) -> np.ndarray:
+    """Successful requests that meet every SLO of goodput ({ttft|tpot|e2el: ms}; none: every
+    successful request with content)."""
     tpot = np.where(np.isnan(rm.tpot_ns), 0.0, rm.tpot_ns)  # vLLM: TPOT 0 for <= 1 token
     return rm.measured & kernels.slo_mask(rm.ttft_ns, tpot, rm.e2el_ns, *slo_limits(goodput))
 

@@ -78,10 +78,10 @@ def _render_one(s: Summary, console: Console) -> None:
     if s.errors_by_kind:
         console.print(_errors_table(s))
     if s.server:
-        console.print(_server_table(s))
+        console.print(_server_table(s, s.server))
         if "histogram" in s.server.get("running", {}):
-            console.print(_batch_table(s))
-        beside, note = _beside_table(s), _gap_note(s)
+            console.print(_batch_table(s, s.server))
+        beside, note = _beside_table(s, s.server), _gap_note(s)
         if beside is not None:
             console.print(beside)
         if note:
@@ -93,14 +93,14 @@ def _scope(s: Summary) -> str:
     return "steady window" if s.steady else "whole run"
 
 
-def _server_table(s: Summary) -> Table:
+def _server_table(s: Summary, server: dict) -> Table:
     """The server's own view (its /metrics) over the window the figures above describe."""
-    table = _table(f"Server's own figures (/metrics, {s.server['scrapes']} scrapes in the {_scope(s)})")
+    table = _table(f"Server's own figures (/metrics, {server['scrapes']} scrapes in the {_scope(s)})")
     table.add_column("")
     for header in ("mean", "p10", "p50", "p90", "max"):
         table.add_column(header, justify="right")
     for m in SERVER_METRICS:
-        got = s.server.get(m.name)
+        got = server.get(m.name)
         if got is None or m.client:
             continue
         if m.kind == GAUGE:
@@ -112,9 +112,9 @@ def _server_table(s: Summary) -> Table:
     return table
 
 
-def _batch_table(s: Summary) -> Table:
+def _batch_table(s: Summary, server: dict) -> Table:
     """How often the server ran each batch size (its running gauge's scrapes in the window)."""
-    bins = s.server["running"]["histogram"]
+    bins = server["running"]["histogram"]
     total = sum(b["scrapes"] for b in bins)
     table = _table(f"Running batch: scrapes per size in the {_scope(s)}")
     for header in ("batch", "scrapes", "share"):
@@ -127,10 +127,10 @@ def _batch_table(s: Summary) -> Table:
     return table
 
 
-def _beside_table(s: Summary) -> Table | None:
+def _beside_table(s: Summary, server: dict) -> Table | None:
     """The server's own TTFT and ITL (its histograms) beside the client's, and the gap between
     them: the network and the API server's time. None when the server has neither."""
-    shown = [m for m in SERVER_METRICS if m.client and m.name in s.server]
+    shown = [m for m in SERVER_METRICS if m.client and m.name in server]
     if not shown:
         return None
     table = _table(f"Server's own latency beside the client's (ms, {_scope(s)}; the server's percentiles "
@@ -140,7 +140,7 @@ def _beside_table(s: Summary) -> Table | None:
         table.add_column(header, justify="right")
     block = s.steady or s.whole
     for m in shown:
-        got, client = s.server[m.name], block.latency[m.client]
+        got, client = server[m.name], block.latency[m.client]
         table.add_section()
         table.add_row(f"{m.label} server", _num(got["observations"]), _num(got[m.key("mean")]),
                       *(_num(got[m.key(p)]) for p in HISTOGRAM_PERCENTS))

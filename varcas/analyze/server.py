@@ -145,7 +145,7 @@ def _gauge(m: ServerMetric, name: str, table: pa.Table, window, edges, client) -
     s = metricsfile.samples(table, name)
     times, values = metricsfile.summed(s)
     inside = values[(times >= window[0]) & (times < window[1])]
-    figure = None
+    figure: dict[str, object] | None = None
     if inside.size:
         p10, p50, p90 = np.percentile(inside, GAUGE_PERCENTS)
         figure = {"mean": float(inside.mean()), "p10": float(p10), "p50": float(p50), "p90": float(p90),
@@ -205,7 +205,7 @@ def _beside(m: ServerMetric, figure: dict, dist) -> dict:
     network and the API server's time); None where the server has no mean."""
     mine = {"mean": figure[m.key("mean")], "p50": figure[m.key(50)]}
     theirs = {"mean": dist.mean, "p50": dist.percentiles[50]}
-    out = {m.key(f"client_{k}"): float(v) for k, v in theirs.items()}
+    out: dict[str, float | None] = {m.key(f"client_{k}"): float(v) for k, v in theirs.items()}
     out.update({m.key(f"gap_{k}"): None if mine[k] is None else float(theirs[k] - mine[k]) for k in theirs})
     return out
 

@@ -149,14 +149,13 @@ def judge(run_dir: Path, rate: float, slos: dict, attainment: float) -> Step:
     if status == "interrupted":
         return Step(rate, str(run_dir), status, False, "the run was interrupted")
     s = summarize(run, goodput=slos)
-    base = dict(rate_rps=rate, run_dir=str(run_dir), status=status, overloaded=s.verdict.overloaded,
-                verdict=s.verdict.text)
+    base = Step(rate, str(run_dir), status, False, "", overloaded=s.verdict.overloaded, verdict=s.verdict.text)
     t0, t1 = s.window.bounds_ns(run) if s.window is not None else (0, 0)
     selected = (run.scheduled_ns >= t0) & (run.scheduled_ns < t1)
     scheduled = int(selected.sum())
     if s.steady is None or not scheduled:
         why = "; ".join(s.verdict.reasons) if s.steady is None else "no request was scheduled in it"
-        return Step(**base, passed=False, reason=f"no steady window: {why}")
+        return replace(base, reason=f"no steady window: {why}")
     share = int((good_requests(s.requests, s.goodput) & selected).sum()) / scheduled
     fails = []
     if share < attainment:
@@ -164,8 +163,8 @@ def judge(run_dir: Path, rate: float, slos: dict, attainment: float) -> Step:
     if s.verdict.overloaded:
         fails.append("overloaded: " + "; ".join(s.verdict.reasons))
     steady, latency = s.steady, s.steady.latency
-    return Step(
-        **base, passed=not fails, reason="; ".join(fails), attainment=share,
+    return replace(
+        base, passed=not fails, reason="; ".join(fails), attainment=share,
         offered_rps=scheduled / steady.duration_s, goodput_rps=steady.request_goodput,
         output_tok_s=steady.output_throughput,
         ttft_p50_ms=_pct(latency["ttft"], 50), ttft_p99_ms=_pct(latency["ttft"], 99),
@@ -185,18 +184,20 @@ def search(run_at: Callable[[float], Path], slos: dict, *, attainment: float = 0
     slos = check_search(slos, attainment, start_rps, min_rps, max_rps, tolerance, max_steps)
     min_rps, max_rps = round_rate(min_rps), round_rate(max_rps)
     steps: list[Step] = []
-    lo = hi = None
-    rate, outcome = round_rate(min(max(start_rps, min_rps), max_rps)), None
-    while outcome is None and len(steps) < max_steps:
+    lo: float | None = None
+    hi: float | None = None
+    rate: float | None = round_rate(min(max(start_rps, min_rps), max_rps))
+    outcome: str | None = None
+    while rate is not None and len(steps) < max_steps:  # rate is None once outcome says why it is over
         step = judge_run(run_at(rate), rate, slos, attainment)
         steps.append(step)
         if on_step is not None:
             on_step(step)
         if step.status == "interrupted":
             outcome = "interrupted"
-        else:
-            lo, hi = (rate, hi) if step.passed else (lo, rate)
-            rate, outcome = _next_rate(lo, hi, min_rps, max_rps, tolerance)
+            break
+        lo, hi = (rate, hi) if step.passed else (lo, rate)
+        rate, outcome = _next_rate(lo, hi, min_rps, max_rps, tolerance)
     return conclude(steps, slos, attainment, outcome or "max steps")
 
 
@@ -292,12 +293,13 @@ def open_out(out: Path, spec: SearchSpec) -> list[dict]:
     """Create OUT, or check it holds a search with this spec; returns the steps it recorded.
     A search that recorded no step yet has nothing to keep: it takes the new spec."""
     out = Path(out)
-    steps = []
+    steps: list[dict] = []
     if files.exists(out, files.CAPACITY):
         doc = files.read(out, files.CAPACITY)
-        old, steps = doc.get("spec"), doc.get("steps")
-        if not isinstance(old, dict) or not isinstance(steps, list):
+        old, recorded = doc.get("spec"), doc.get("steps")
+        if not isinstance(old, dict) or not isinstance(recorded, list):
             raise VarcasError(f"{out / CAPACITY_FILE}: unreadable (no spec or steps); use another --out")
+        steps = recorded
         ours = _comparable(asdict(spec))
         differ = sorted(k for k in ours.keys() | _comparable(old).keys() if ours.get(k) != old.get(k))
         if differ and steps:

@@ -132,7 +132,9 @@ def _conclude(out: Path) -> None:
 def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rearm, say) -> dict:
     cdir = out / cid
     cdir.mkdir(exist_ok=True)
-    state = {"id": cid, "params": params, "status": "running", "reason": None, "started_at": _now(), "runs": {}}
+    runs: dict[str, str] = {}  # stage (its run directory) -> the run's status
+    state: dict[str, object] = {"id": cid, "params": params, "status": "running", "reason": None,
+                                "started_at": _now(), "runs": runs}
     sweepdir.write_config(out, state)
     log = cdir / "server.log"
     try:
@@ -147,15 +149,15 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
                 if backend.kind != "offline" and spec.warmup:
                     _warm_up(spec, backend, cdir, rearm)
                 for workload, stage in spec.names.items():
-                    state["runs"][stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
+                    runs[stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
                     sweepdir.write_config(out, state)
-                    if state["runs"][stage] == "interrupted":
+                    if runs[stage] == "interrupted":
                         state["status"] = "interrupted"
                         break
                     if problem := backend.problem():  # the server died: that is the reason
                         state.update(status="failed", reason=f"{problem} (during {stage})")
                         break
-                    if state["runs"][stage] == "failed":  # every request failed, or fail-fast stopped it
+                    if runs[stage] == "failed":  # every request failed, or fail-fast stopped it
                         failure = rundir.read_manifest(cdir / stage).get("failure")
                         state.update(status="failed", reason=f"{failure} (during {stage})")
                         break

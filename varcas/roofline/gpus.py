@@ -124,6 +124,12 @@ def _number(row: dict, column: str, origin: str, required: bool) -> float | None
     return value
 
 
+def _required(row: dict, column: str, origin: str) -> float:
+    value = _number(row, column, origin, True)
+    assert value is not None  # _number raises for a required column without a number
+    return value
+
+
 def gpu_from_row(row: dict, origin: str) -> GPU:
     """Build a GPU from a table row (column names as in gpus.csv). bf16 defaults to fp16 when
     the column is absent (it is present but empty for GPUs without bf16, e.g. T4)."""
@@ -133,7 +139,7 @@ def gpu_from_row(row: dict, origin: str) -> GPU:
     row = dict(row)
     if "bf16_tflops" not in row:
         row["bf16_tflops"] = row.get("fp16_tflops")
-    values = {c: _number(row, c, origin, c in _REQUIRED) for c in _REQUIRED}
+    values = {c: _required(row, c, origin) for c in _REQUIRED}
     peaks = tuple((d, None if (v := _number(row, _PEAK_COLUMNS[d], origin, False)) is None else v * 1e12)
                   for d in DTYPES)
     return GPU(name=name, display_name=str(row.get("display_name") or name),

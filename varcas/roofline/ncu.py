@@ -195,7 +195,7 @@ def _kernel(hw: Hardware, name: str, launches: list[Launch], default_dtype: str)
     for launch in launches:
         for dtype, flops in launch.tensor_flops:
             tensor[dtype] = tensor.get(dtype, 0.0) + flops
-    dtype = max(tensor, key=tensor.get) if any(tensor.values()) else default_dtype
+    dtype = max(tensor, key=tensor.__getitem__) if any(tensor.values()) else default_dtype
     peak = hw.gpu.peak(dtype)
     flops = sum(tensor.values()) + sum(x.cuda_flops for x in launches)
     nbytes = sum(x.bytes for x in launches)

@@ -76,7 +76,7 @@ class Recorder:
         os.replace(starting, self.path)
 
     def _reset(self) -> None:
-        self._cols = {f.name: [] for f in _SCALAR_FIELDS}
+        self._cols: dict[str, list] = {f.name: [] for f in _SCALAR_FIELDS}
         self._offsets = [0]
         self._values = bytearray()
         # what record() unpacks, in _SCALAR_FIELDS order: bound methods, as it is on the hot path

@@ -45,15 +45,20 @@ class HttpConnection(asyncio.Protocol):
 
     server_name: str                  # the Server header and banner; set by each server
     get_paths: tuple[str, ...] = ()   # GET routes, answered by get()
-    busy = False                      # a generation response is in progress
+    transport: asyncio.Transport | None  # from connection_made on
 
     def __init__(self, srv):
         self.srv = srv
         self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
+        self.transport = None
         self.write = None             # transport.write, looked up once
         self.keep_alive = True
         self.closed = False
+
+    @property
+    def busy(self) -> bool:
+        """A generation response is in progress (each server knows how; here never)."""
+        return False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -67,6 +72,7 @@ class HttpConnection(asyncio.Protocol):
             self.serve(now)
         elif len(self.buf) > MAX_PENDING_BYTES:
             self.rejected()
+            assert self.transport is not None  # data comes after connection_made
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -115,6 +121,7 @@ class HttpConnection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        assert self.transport is not None  # a reply or done() comes after connection_made
         self.transport.close()
 
     def get(self, path: str) -> tuple[int, bytes, str]:

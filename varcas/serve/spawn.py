@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self, TypeVar, overload
 
 import varcas
 
@@ -72,11 +73,12 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        assert self.proc.stdout is not None  # start_server opens it with stdout=PIPE
         self.proc.stdout.close()
         self._stderr.close()
         return self.proc.returncode
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -89,6 +91,15 @@ def child_env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
 
 
+P = TypeVar("P", bound=ServerProcess)
+
+
+@overload
+def start_server(module: str, args: Sequence[str], server_name: str, what: str,
+                 timeout_s: float) -> ServerProcess: ...
+@overload
+def start_server(module: str, args: Sequence[str], server_name: str, what: str, timeout_s: float,
+                 process_class: type[P], **attrs) -> P: ...
 def start_server(module: str, args: Sequence[str], server_name: str, what: str, timeout_s: float,
                  process_class: type[ServerProcess] = ServerProcess, **attrs) -> ServerProcess:
     """Run `python -m module *args` and wait for its banner; process_class(proc, url, port,
@@ -98,6 +109,7 @@ def start_server(module: str, args: Sequence[str], server_name: str, what: str, 
     stderr = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                             env=env, bufsize=0, preexec_fn=die_with_parent())
+    assert proc.stdout is not None  # stdout=PIPE
     # The URL ends at whitespace: the end of the line or the description that follows it.
     pattern = re.compile(re.escape(banner(server_name).encode()) + rb" (http://\S+:(\d+))\s")
     try:
@@ -116,6 +128,7 @@ def start_server(module: str, args: Sequence[str], server_name: str, what: str, 
 
 
 def _wait_listening(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -> tuple[str, int]:
+    assert proc.stdout is not None  # start_server opens it with stdout=PIPE
     deadline = time.monotonic() + timeout_s
     out = b""
     with selectors.DefaultSelector() as sel:

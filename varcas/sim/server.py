@@ -91,7 +91,9 @@ class _Conn(HttpConnection):
         super().__init__(srv)
         self.seq: Seq | None = None   # the generation in progress
         self.full = b""               # non-streaming: the response body, sent at the end
-        self.head = self.token = self.final = None   # streaming: pre-encoded chunks
+        self.head: bytes | None = None               # streaming: pre-encoded chunks
+        self.token: bytes | None = None
+        self.final: bytes | None = None
         self.out: list[bytes] = []                   # chunks waiting for SimServer.flush
         self.last_ns = 0                             # when the previous token was sampled
 

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 import orjson
@@ -48,6 +49,14 @@ STOP_WAIT_S = 10.0
 _COUNTER_TYPE = re.compile(r"^(# TYPE \S+) counter[ \t\r]*$", re.MULTILINE)
 # source -> how a warning names it
 SOURCES = {"server": "the server's /metrics", "gpu_metrics": "the GPU metrics endpoint", "nvml": "NVML"}
+
+
+class _HttpSource(TypedDict):
+    """One HTTP source as start() hands it to the scraper process (as JSON)."""
+
+    url: str
+    headers: dict[str, str]
+    auth: tuple[str, str] | None  # basic auth (user, password): a list once through JSON
 
 
 class Absent(VarcasError):
@@ -72,6 +81,7 @@ class Scraper:
             self.proc.wait()
         # Through the buffered reader, not communicate(): start()'s readline may have buffered
         # the report already (a scraper whose sources all ended at once).
+        assert self.proc.stdout is not None  # start() opens it with stdout=PIPE
         with self.proc.stdout as stdout:
             out = stdout.read()
         try:
@@ -85,7 +95,7 @@ def start(url: str, run_dir: Path, interval_s: float, headers: dict[str, str], i
     """Start sampling into run_dir/metrics.arrows: url (the server's /metrics, sent the run's
     headers), gpu_url (a dcgm-exporter's /metrics: no headers; a user:password@ in it is sent as
     basic auth and never written down) and, if nvml_wanted and url is on this host, NVML."""
-    http = {"server": {"url": url, "headers": headers, "auth": None}}
+    http: dict[str, _HttpSource] = {"server": {"url": url, "headers": headers, "auth": None}}
     if gpu_url:
         public, auth = split_auth(gpu_url)
         http["gpu_metrics"] = {"url": public, "headers": {}, "auth": auth}
@@ -102,6 +112,7 @@ def start(url: str, run_dir: Path, interval_s: float, headers: dict[str, str], i
             proc.kill()
             proc.wait()
         raise
+    assert proc.stdin is not None and proc.stdout is not None  # both are pipes (Popen above)
     proc.stdin.write(json.dumps({"run_dir": str(run_dir), "interval_s": interval_s, "insecure": insecure,
                                  "http": http, "nvml_off": nvml_off}))
     proc.stdin.close()
@@ -119,7 +130,8 @@ def finish(scraper: Scraper, run_dir: Path, interval_s: float) -> tuple[dict, li
     server's scrapes, failed and first error as before, and one line per source) and the run's
     warnings: a source that never answered. A failure here is reported, never raised."""
     report = scraper.stop()
-    summary, notes = {"metrics_interval_s": interval_s}, []
+    summary: dict[str, object] = {"metrics_interval_s": interval_s}
+    notes: list[str] = []
     if report is None:
         summary["error"] = f"the scraper exited with status {scraper.proc.returncode}"
         notes.append(f"telemetry: {summary['error']}; metrics.parquet keeps what it wrote until then")
@@ -289,7 +301,7 @@ def _poll(source, out: _Out, tally: dict, interval_s: float, stop: threading.Eve
 def _sources(cfg: dict) -> tuple[dict, dict]:
     """The sources to sample, by name, and the report's entries of those that are off."""
     timeout = httpx.Timeout(max(1.0, min(5.0, 4 * cfg["interval_s"])))
-    sources = {name: _Http(s["url"], s["headers"], s["auth"], cfg["insecure"], timeout)
+    sources: dict[str, _Http | _Nvml] = {name: _Http(s["url"], s["headers"], s["auth"], cfg["insecure"], timeout)
                for name, s in cfg["http"].items()}
     off = {}
     sampler, what = (None, cfg["nvml_off"]) if cfg["nvml_off"] else nvml.open_sampler()

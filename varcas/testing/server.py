@@ -95,6 +95,7 @@ class _Conn(HttpConnection):
 
     server_name = SERVER_NAME
     get_paths = ("/health", "/v1/models", "/_records", "/_stats")
+    busy = False  # a plain flag here (over HttpConnection's property): set from generate() to finish()
 
     def __init__(self, srv: _Server):
         super().__init__(srv)
@@ -188,6 +189,7 @@ class _Conn(HttpConnection):
 
     def reset(self) -> None:
         # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+        assert self.transport is not None  # the token clock resets a connected stream
         sock = self.transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.closed = True
