@@ -168,6 +168,7 @@ def _load(spec: BackendSpec, args, workloads, goodput, ldir: Path, console) -> d
     run_sweep(sweep, console, say=console.print)
     (cid, _), = sweep.configs
     state = sweepdir.read_config(ldir, cid)
+    assert state is not None  # run_sweep returned: it wrote every configuration's config.json
     results = {}
     for name in sweep.names.values():
         status = state["runs"].get(name, state["status"])

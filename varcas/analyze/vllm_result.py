@@ -25,6 +25,7 @@ varcas cannot reproduce: generated_texts, since it never keeps the response text
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from datetime import datetime
@@ -142,10 +143,10 @@ def _whole(value):
 def _local_time(manifest: dict) -> datetime:
     """When the run ended (else started), in local time, as vLLM's datetime.now() at its end."""
     stamp = manifest.get("ended_at") or manifest.get("started_at")
-    try:
-        return datetime.fromisoformat(stamp).astimezone()
-    except (TypeError, ValueError):
-        return datetime.now()
+    if isinstance(stamp, str):
+        with contextlib.suppress(ValueError):
+            return datetime.fromisoformat(stamp).astimezone()
+    return datetime.now()
 
 
 def _per_request(run: Run, rm: RequestMetrics) -> dict:

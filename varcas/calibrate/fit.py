@@ -130,6 +130,7 @@ def _bounded_wls(a, y, w, theta, free) -> tuple[np.ndarray, tuple]:
             rss = float(w @ (y - a @ trial) ** 2)
             if best is None or rss < best[0]:
                 best = (rss, trial, pinned)
+    assert best is not None  # every free parameter pinned at its bound is always feasible
     return best[1], best[2]
 
 

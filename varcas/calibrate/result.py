@@ -84,10 +84,10 @@ def calibrate(paths, model: str, gpu: str, quant: str = "auto", gpu_file=None) -
     m = roofline.model(model, quant)
     found, notes = [], []
     for run in run_dirs(paths):
-        pts, manifest = points(run)
+        run_points, manifest = points(run)
         _check_simulated(manifest, hw, m, run)
-        found += pts
-        if not pts:
+        found += run_points
+        if not run_points:
             notes.append(f"{run}: no point (fewer than a few decode steps at any batch size, no idle arrivals)")
     decode = [p for p in found if p.kind == "decode"]
     if not decode:
@@ -111,9 +111,10 @@ def step_seconds(hw: roofline.Hardware, m: roofline.Model, pts) -> tuple[np.ndar
 
 def _check_simulated(manifest: dict, hw, m, run) -> None:
     """A run of varcas's simulator must have simulated this GPU, model and quantization."""
-    target = manifest.get("target") if isinstance(manifest.get("target"), dict) else {}
-    params = target.get("params") if isinstance(target.get("params"), dict) else None
-    if target.get("kind") != "sim" or params is None:
+    target = manifest.get("target")
+    target = target if isinstance(target, dict) else {}
+    params = target.get("params")
+    if target.get("kind") != "sim" or not isinstance(params, dict):
         return
     ran = (params.get("gpu"), _model_name(params.get("model")) or m.config.name, params.get("quant"))
     wanted = (hw.gpu.name, m.config.name, m.precision.name)

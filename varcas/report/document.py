@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .findings import findings, pareto_line, trust_warnings
 from .load import Report
 from .tables import (
+    Table,
     comparison_table,
     hardware_table,
     phase_table,
@@ -52,9 +53,12 @@ class Figure:
     figure: object  # a plotly Figure
 
 
-def blocks(report: Report, figures: list[tuple[str, object]] | None = None) -> list:
+Block = Heading | Para | Items | Warnings | Table | Figure  # what blocks() returns; renderers dispatch on the type
+
+
+def blocks(report: Report, figures: list[tuple[str, object]] | None = None) -> list[Block]:
     """The report's content in page order; figures (caption, figure) go in the Plots section."""
-    out = [Heading(1, report.title),
+    out: list[Block] = [Heading(1, report.title),
            Para(f"{report.subject}. Recorded {report.date}; report by varcas {report.version}; "
                 f"directory {report.path}.", "meta")]
     out += _trust(report)
@@ -77,22 +81,23 @@ def blocks(report: Report, figures: list[tuple[str, object]] | None = None) -> l
     return out
 
 
-def _trust(report: Report) -> list:
+def _trust(report: Report) -> list[Block]:
     runs = trust_warnings(report)
+    verdict: Warnings | Para
     if runs:
         verdict = Warnings(runs)
     elif any(g.digests for g in report.groups):
         verdict = Para("None: every run reached a steady state and raised no warning.", "ok")
     else:
         verdict = Para("No run was measured, so there is nothing to trust yet.")
-    out = [Heading(2, "Trust warnings"), verdict]
+    out: list[Block] = [Heading(2, "Trust warnings"), verdict]
     if report.failures:
         out += [Heading(3, "Failed or skipped"), Items(report.failures, "fail")]
     return out
 
 
-def _explanations(report: Report) -> list:
-    out = []
+def _explanations(report: Report) -> list[Block]:
+    out: list[Block] = []
     for g in report.groups:
         table = roofline_table(g)
         if table is not None:

@@ -46,8 +46,8 @@ def findings(report: Report) -> list[str]:
     for group in report.groups:
         out += _sweep_findings(group) if group.sweep else [_load_finding(group, r) for r in group.rows]
         if group.roofline and group.roofline["points"]:
-            out.append(_roofline_finding(group))
-            out += _measured_finding(group)
+            out.append(_roofline_finding(group, group.roofline))
+            out += _measured_finding(group, group.roofline)
     if report.failures:
         out.append(f"{len(report.failures)} step(s) or configuration(s) failed or were skipped; see the list "
                    "under the trust warnings.")
@@ -110,8 +110,8 @@ def _saturated_finding(group: Group, measured: list[dict]) -> str:
     return text + "."
 
 
-def _roofline_finding(group: Group) -> str:
-    points = [p for p in group.roofline["points"] if p["measured_fraction"] is not None]
+def _roofline_finding(group: Group, roof: dict) -> str:
+    points = [p for p in roof["points"] if p["measured_fraction"] is not None]
     if not points:
         return f"{group.title}: no measured throughput to set against the roofline model."
     share = _span([(p["config"], p["measured_fraction"]) for p in points], "{:.0%}")
@@ -120,10 +120,10 @@ def _roofline_finding(group: Group) -> str:
             "and idle time).")
 
 
-def _measured_finding(group: Group) -> list[str]:
-    """The measured decode steps against the model's prediction for the same steps, and how much of
-    the GPU's bandwidth and compute they used (results.measured)."""
-    steps = [(p["config"], p["measured"]) for p in group.roofline["points"] if p["measured"]]
+def _measured_finding(group: Group, roof: dict) -> list[str]:
+    """The measured decode steps against the model's prediction for the same steps (roof: the group's
+    roofline explanation), and how much of the GPU's bandwidth and compute they used (results.measured)."""
+    steps = [(p["config"], p["measured"]) for p in roof["points"] if p["measured"]]
     if not steps:
         return []
     sources = {x["work_source"] for _, x in steps}

@@ -99,7 +99,7 @@ def sim_target(manifest: dict) -> dict | None:
 
 def load_group(title: str, runs: dict[str, Path], base: Path, target: dict | None, why_not: str) -> Group:
     """Single runs (label -> run directory) as one group, with the roofline explanation when target is known."""
-    entries = [{"id": label, "params": {}, "status": "complete", "reason": None} for label in runs]
+    entries: list[dict] = [{"id": label, "params": {}, "status": "complete", "reason": None} for label in runs]
     found = {(label, "load"): digest(p, store=False) for label, p in runs.items()}
     rows = compare.workload_rows(entries, found, "load", baseline=None)
     group = Group(title, rows, {label: found[(label, "load")] for label in runs},
@@ -247,9 +247,11 @@ def _run_subject(manifest: dict, target: dict | None) -> str:
 
 def _sweep_subject(spec: dict) -> str:
     backend = spec.get("backend") or {}
-    how = {"offline": "simulated in virtual time", "sim": "varcas's simulated vLLM server",
-           "command": f"server started as: {backend.get('server_cmd')}",
-           "server": f"server {backend.get('url')}"}.get(backend.get("kind"), "unknown server")
+    hows = {"offline": "simulated in virtual time", "sim": "varcas's simulated vLLM server",
+            "command": f"server started as: {backend.get('server_cmd')}",
+            "server": f"server {backend.get('url')}"}
+    kind = backend.get("kind")
+    how = hows.get(kind, "unknown server") if isinstance(kind, str) else "unknown server"
     target = roofline_target(spec) or {}
     return _subject(target.get("model"), target.get("quant"), target.get("gpu"), how)
 

@@ -12,6 +12,7 @@ Timelines longer than MAX_TIMELINE_POINTS seconds are averaged into bins to keep
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,8 @@ def _layout(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
     return fig
 
 
-def roofline(title: str, peak: float, bandwidth: float, predicted: list[Point], measured: list[Point],
-             overloaded: list[Point] = (), expected: list[Point] = ()) -> go.Figure:
+def roofline(title: str, peak: float, bandwidth: float, predicted: Sequence[Point], measured: Sequence[Point],
+             overloaded: Sequence[Point] = (), expected: Sequence[Point] = ()) -> go.Figure:
     """Log-log roofline: bandwidth slope and compute ceiling meeting at the ridge, predicted points (on
     the roof; expected: the model's realistic time for a measured step) and measured points."""
     ridge = peak / bandwidth
@@ -118,7 +119,7 @@ def roofline(title: str, peak: float, bandwidth: float, predicted: list[Point], 
     return _layout(fig, title, 480)
 
 
-def _points(name: str, points: list[Point], marker: dict, where: str) -> go.Scatter:
+def _points(name: str, points: Sequence[Point], marker: dict, where: str) -> go.Scatter:
     """Markers with their labels written beside them, except where a label would sit on another one."""
     shown: list[int] = []
     for i, p in enumerate(points):
@@ -139,8 +140,13 @@ def group_roofline(group: Group) -> go.Figure:
     """The roofline explanation of a group: per configuration, decode and prefill predicted on the
     roof, and its measured decode step beside the model's realistic prediction for that step."""
     roof = group.roofline
+    assert roof is not None  # figures() draws a group's roofline only when it has one
     overloaded = {r["config"] for r in group.rows if r.get("overloaded")}
-    predicted, prompts, expected, measured, bad = [], set(), [], [], []
+    predicted: list[Point] = []
+    expected: list[Point] = []
+    measured: list[Point] = []
+    bad: list[Point] = []
+    prompts = set()
     for p in roof["points"]:
         predicted.append(Point(f"decode B={p['batch']}", p["decode_ai"], p["decode_attainable_flops"],
                                f"model prediction: decode, batch {p['batch']}, context {p['context']} ({p['config']})"))
@@ -241,9 +247,9 @@ def timelines(group: Group) -> go.Figure:
             continue
         t, tokens, in_flight = downsample(d.timeline.t_s, d.timeline.output_tokens, d.timeline.in_flight)
         panels = [(1, t, tokens), (2, t, in_flight)]
-        series = d.server_timeline.series if d.server_timeline else {}
-        panels += [(r, *downsample(d.server_timeline.t_s, series[m.name]))
-                   for r, m in enumerate(server, 3) if m.name in series]
+        if (st := d.server_timeline) is not None:
+            panels += [(r, *downsample(st.t_s, st.series[m.name]))
+                       for r, m in enumerate(server, 3) if m.name in st.series]
         for r, x, y in panels:
             traces.append(go.Scatter(x=x, y=y, mode="lines", name=column_label(row), legendgroup=row["config"],
                                      showlegend=r == 1, line=dict(color=_color(i), width=1.5,
@@ -262,20 +268,30 @@ def bars(groups: list[Group]) -> go.Figure:
     for i, config in enumerate(configs):
         ys, opacity, patterns, texts = [], [], [], []
         for g in groups:
-            row = next((r for r in g.rows if r["config"] == config), None)
-            measured = row is not None and "metrics" in row
-            bad = measured and not trusted(row)
-            ys.append(row["metrics"]["output_throughput"] if measured else 0)
-            opacity.append(0.45 if bad else 1.0)
-            patterns.append("/" if bad else "")
-            texts.append(("overloaded" if row["overloaded"] else "no steady state") if bad
-                         else "" if measured or row is None else row["status"])
+            y, o, pattern, text = _bar(next((r for r in g.rows if r["config"] == config), None))
+            ys.append(y)
+            opacity.append(o)
+            patterns.append(pattern)
+            texts.append(text)
         # one colour per trace: plotly.js cannot draw a legend for per-bar colours with patterns
         fig.add_trace(go.Bar(x=workloads, y=ys, name=config, text=texts, textposition="outside",
                              marker=dict(color=_color(i), opacity=opacity, pattern=dict(shape=patterns))))
     fig.update_layout(barmode="group")
     fig.update_yaxes(title="output tokens/s (steady window)")
     return _layout(fig, "Batch comparison: output throughput")
+
+
+def _bar(row: dict | None) -> tuple[float | None, float, str, str]:
+    """One configuration's bar on one workload: height, opacity, pattern and text (a run that did not
+    keep up hatched and faded, one without a measurement empty with its status)."""
+    if row is None:
+        return 0, 1.0, "", ""
+    if "metrics" not in row:
+        return 0, 1.0, "", row["status"]
+    if trusted(row):
+        return row["metrics"]["output_throughput"], 1.0, "", ""
+    return (row["metrics"]["output_throughput"], 0.45, "/",
+            "overloaded" if row["overloaded"] else "no steady state")
 
 
 def pareto(group: Group) -> go.Figure:

@@ -118,8 +118,10 @@ def validation_table(group: Group) -> Table | None:
     """Validation of roofline predictions: per configuration, the model's decode step beside the
     measured one (results.measured.validation_rows, as `varcas optimize` prints it)."""
     roof = group.roofline
+    if not roof:
+        return None
     label = {r["config"]: column_label(r) for r in group.rows}
-    body = validation_rows(roof["points"], lambda p: label.get(p["config"], p["config"])) if roof else []
+    body = validation_rows(roof["points"], lambda p: label.get(p["config"], p["config"]))
     if not body:
         return None
     return Table(f"{group.title}: validation of roofline predictions (model prediction vs measured decode steps)",

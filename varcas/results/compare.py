@@ -66,8 +66,9 @@ def _change(value, base):
     return value / base - 1.0
 
 
-def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: str) -> list[dict]:
-    """One row per configuration: status, verdict, figures and changes against the baseline."""
+def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: str | None) -> list[dict]:
+    """One row per configuration: status, verdict, figures and changes against the baseline (None: no
+    baseline, every change None)."""
     rows = []
     for e in entries:
         d = digests.get((e["id"], workload))

@@ -43,10 +43,11 @@ def comparison(sweep: Path, *, baseline: str | None = None, slo_ms: dict | None 
     keys = [(e["id"], w) for e in ents for w in sorted(e["runs"])]
     found = dict(zip(keys, digests([e["runs"][w] for e in ents for w in sorted(e["runs"])], goodput, store=write)))
     target = roofline_target(spec)
+    workloads: dict[str, dict] = {}
     out = {"sweep": str(sweep), "baseline": baseline, "slo_ms": slo, "goodput": goodput,
            "configs": [{k: e[k] for k in ("id", "params", "status", "reason")} for e in ents],
            "roofline_target": target and {k: target[k] for k in ("model", "gpu", "quant")},
-           "workloads": {}}
+           "workloads": workloads}
     for w in spec["workloads"]:
         rows = compare.workload_rows(ents, found, w, baseline)
         entry = {"rows": rows, "pareto": compare.pareto(rows), "recommendations": compare.recommend(rows, slo)}
@@ -57,7 +58,7 @@ def comparison(sweep: Path, *, baseline: str | None = None, slo_ms: dict | None 
             entry["roofline"] = None
             entry["roofline_note"] = ("no roofline explanation: pass --roofline-model and --roofline-gpu "
                                       "(and --roofline-quant) to say what the server runs")
-        out["workloads"][w] = entry
+        workloads[w] = entry
     if write:
         files.write(sweep, files.COMPARISON, out)
     return out

@@ -92,7 +92,10 @@ def batch_reached(d: Digest, max_batch: int) -> tuple[float, str]:
 
 
 def context_of(d: Digest) -> int:
-    """A running sequence's mean context: mean input + half the mean output tokens."""
+    """A running sequence's mean context: mean input + half the mean output tokens (of a run with
+    measured requests: callers check mean_input_tokens)."""
+    # the token means are both set or both None (digest.compute: the same requests)
+    assert d.mean_input_tokens is not None and d.mean_output_tokens is not None
     return max(1, round(d.mean_input_tokens + d.mean_output_tokens / 2))
 
 
@@ -129,6 +132,7 @@ def vllm_work(d: Digest, hw: roofline.Hardware, m: roofline.Model, batch: float,
     if got is None or not (got["generation_tokens"] or got["prompt_tokens"]) \
             or got["flops"] <= 0 or got["read_bytes"] + got["write_bytes"] <= 0:
         return None
+    assert d.mean_input_tokens is not None  # decode_point checked it
     prompt = max(1, round(d.mean_input_tokens))
     prefills = got["prompt_tokens"] / prompt
     steps = max(0.0, got["generation_tokens"] - prefills) / batch

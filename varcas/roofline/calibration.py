@@ -86,10 +86,12 @@ def read(path) -> Calibration:
         newer = type(version) is int and version > FORMAT_VERSION
         raise VarcasError(f"--calibration {path}: format {version!r}, this varcas reads {FORMAT_VERSION} "
                           f"({'upgrade varcas' if newer else 'rerun varcas calibrate'})")
-    names = {k: data.get(k) for k in ("model", "quant", "gpu")}
-    for key, value in names.items():
+    names: dict[str, str] = {}
+    for key in ("model", "quant", "gpu"):
+        value = data.get(key)
         if not isinstance(value, str) or not value:
             raise VarcasError(f"--calibration {path}: \"{key}\" must be a non-empty string, got {value!r}")
+        names[key] = value
     determined = data.get("determined")
     if not isinstance(determined, dict) or any(type(determined.get(k)) is not bool for k in SETTINGS):
         raise VarcasError(f"--calibration {path}: \"determined\" must map {', '.join(SETTINGS)} to true or false")
