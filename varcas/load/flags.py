@@ -11,6 +11,7 @@ none (--base-url, --host/--port, --backend, the ramp-up, the sampling parameters
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..clikit import positive_float, positive_int
 from ..schedule.arrivals import ARRIVALS, RAMPS, arrival_help
@@ -111,7 +112,7 @@ VLLM_WORKLOAD = ("ramp_up_strategy", "ramp_up_start_rps", "ramp_up_end_rps", "se
                  "top_p", "top_k")
 
 # How a sweep's load flags differ from `varcas load`'s: a list of workloads, longer runs, a required --out.
-SWEEP_CHANGES = {
+SWEEP_CHANGES: dict[str, dict[str, Any]] = {
     "workload": {"help": "comma-separated workloads (default chat_medium)"},
     "duration_s": {"default": 120.0, "help": "seconds of schedule per run (default 120)"},
     "rps": {"help": "request rate of every run (default: each workload's)"},
