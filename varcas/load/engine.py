@@ -5,6 +5,8 @@ finished (open loop, as wrk2 does: a slow server cannot slow the generator down 
 its own queueing). Wake-ups come from an absolute-time timerfd registered with the event
 loop, not from the loop's 1 ms-granular timers. An optional concurrency cap queues requests
 FIFO; the wait is recorded per request (slot_wait_ns) and never hidden in the latency.
+In a conversation schedule the clock sends the first turns, and each later turn is put on the
+same timer when its previous turn ends (varcas.load.conversations.Turns).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import orjson
 
 from .._timing import Timer, monotonic_ns
 from .client import Connection, Pool
+from .conversations import Turns
 
 _RING = 8192  # recent samples kept for live percentiles
 # A timerfd wake-up arrives some tens of microseconds after its deadline (measured on this
@@ -49,7 +52,7 @@ class Engine:
     """Dispatches a schedule over a Pool and writes one row per request to a Recorder."""
 
     def __init__(self, loop, pool_factory, offsets_ns, input_len, output_len, build, recorder,
-                 *, max_concurrency=None, request_timeout_s=600.0, failures=None) -> None:
+                 *, max_concurrency=None, request_timeout_s=600.0, failures=None, turns: Turns | None = None) -> None:
         self.loop = loop
         self.pool: Pool[_Request] = pool_factory(self)
         self.offsets_ns = offsets_ns  # schedule offsets from t=0, non-decreasing
@@ -62,6 +65,8 @@ class Engine:
         self.timeout_ns = int(request_timeout_s * 1e9)
         self.failures = failures  # varcas.load.failures.FailureLog, or None
         self.n = len(offsets_ns)
+        self.turns = turns  # the later turns of conversations, released as earlier ones end
+        self.timed = turns.c if turns is not None else self.n  # requests 0..timed-1 go by the clock
         self.next = 0
         self.inflight: dict[int, Connection[_Request]] = {}
         self.waiting: collections.deque[int] = collections.deque()
@@ -81,8 +86,11 @@ class Engine:
         self._arm()
 
     def _arm(self) -> None:
-        if self.next < self.n and not self.stopped:
-            self.next_due = int(self.when[self.next])
+        due = int(self.when[self.next]) if self.next < self.timed else _NEVER
+        if self.turns is not None:
+            due = min(due, self.turns.next_due())
+        if due < _NEVER and not self.stopped:
+            self.next_due = due
             self.timer.arm(max(1, self.next_due - _LEAD_NS))
         else:
             self.next_due = _NEVER
@@ -100,7 +108,7 @@ class Engine:
         send is due: under load the loop may be busy with reads when the timer fires, and this
         keeps sends from queueing behind them.
         """
-        when, n, i = self.when, self.n, self.next
+        when, n, i = self.when, self.timed, self.next
         now = monotonic_ns()
         while i < n and not self.stopped:
             due = when[i]
@@ -113,7 +121,21 @@ class Engine:
             i += 1
             self.next = i
             now = monotonic_ns()
+        if self.turns is not None:
+            self._send_turns(spin_ns)
         self._arm()
+
+    def _send_turns(self, spin_ns: int) -> None:
+        """Send the conversations' next turns whose think time is over (spinning as above)."""
+        turns, now = self.turns, monotonic_ns()
+        assert turns is not None
+        while not self.stopped and turns.next_due() - now <= spin_ns:
+            due, k = turns.pop()
+            while now < due:
+                now = monotonic_ns()
+            self.when[k] = due
+            self._fire(k)
+            now = monotonic_ns()
 
     def _fire(self, i: int) -> None:
         if self.cap is not None and len(self.inflight) >= self.cap:
@@ -192,8 +214,22 @@ class Engine:
         else:
             conn.request = None
             conn.abort()
+        if self.turns is not None and not self.stopped:
+            self._turn_ended(i, kind, end_ns)
         self._slot_freed()
         self._check_done()
+
+    def _turn_ended(self, i: int, kind, end_ns: int) -> None:
+        """Queue request i's next turn, or, i having failed, record its conversation's later
+        turns as cancelled: what they would have continued did not happen."""
+        assert self.turns is not None
+        for k in self.turns.ended(i, kind is None, end_ns):
+            self.when[k] = monotonic_ns()
+            self._cancel_unsent(k)
+            if self.failures is not None:
+                self.failures.note(k, "cancelled", f"conversation {k % self.turns.c} ended: its turn "
+                                   f"{i // self.turns.c} (request {i}) failed ({kind})")
+        self._arm()
 
     def _count(self, kind, sent, first_token, due, events) -> None:
         s = self.stats
@@ -230,6 +266,8 @@ class Engine:
         """First interrupt: send nothing more; in-flight requests may finish. Requests still
         waiting for a --max-concurrency slot were due: each gets its row, as cancelled."""
         self.stopped = True
+        if self.turns is not None:
+            self.turns.stop()
         while self.waiting:
             self._cancel_unsent(self.waiting.popleft())
         self._arm()
@@ -252,7 +290,8 @@ class Engine:
             self._end_pending(conn, "cancelled")
 
     def _check_done(self) -> None:
-        finished = (self.stopped or self.next >= self.n) and not self.waiting
+        finished = (self.stopped or self.next >= self.timed and not (self.turns and self.turns.open)) \
+            and not self.waiting
         if finished and not self.sending_ended.done():
             self.sending_ended.set_result(None)
         if finished and not self.inflight and not self.done.done():

@@ -80,6 +80,15 @@ class FailureLog:
             if self.finished == self.window and self._signature:
                 self.tripped = message
 
+    def note(self, rid: int, kind: str, text: str) -> None:
+        """A line of errors.log about a request varcas ended itself (a conversation's later turn
+        cancelled when an earlier one failed): said once, never counted as a failure."""
+        if self._file is not None:
+            try:
+                self._file.write(f"request {rid}\t{kind}\tHTTP 0\t{text}\n")
+            except OSError:
+                self._file = None
+
     def close(self) -> None:
         if self._file is not None:
             try:

@@ -15,7 +15,10 @@ from typing import Any
 
 from ..clikit import positive_float, positive_int
 from ..schedule.arrivals import ARRIVALS, RAMPS, arrival_help
+from ..schedule.datasets import DATASETS
+from ..schedule.shapes import THINK
 from .context import CLIP_HELP
+from .datasets import parse_range_ratio
 from .request import API_PATHS, BACKENDS
 
 
@@ -102,10 +105,46 @@ LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
                                                 "installed: pip install 'varcas[gpu]')")),
     "out": (("--out",), dict(help="run directory (default runs/<UTC timestamp>-<workload>)")),
     "quiet": (("--quiet", "--disable-tqdm"), dict(action="store_true", help="no live progress")),
+    # datasets (vLLM's) and workload shapes: varcas.load.datasets says which go together
+    "dataset_name": (("--dataset-name",), dict(choices=tuple(DATASETS), default="random", help="; ".join(
+        f"{name}: {d.help}" for name, d in DATASETS.items()) + " (default random)")),
+    "dataset_path": (("--dataset-path",), dict(metavar="FILE", help="the dataset's file (sonnet: default the "
+                                              "shipped sonnets)")),
+    "disable_shuffle": (("--disable-shuffle",), dict(action="store_true", help="sharegpt and custom: take the "
+                                                     "rows in file order, not shuffled by --seed as vLLM")),
+    "random_range_ratio": (("--random-range-ratio",), dict(type=parse_range_ratio, default=0.0, metavar="R",
+                           help="spread --random-input-len/--random-output-len L uniformly over [L(1-R), L(1+R)], "
+                                "as vLLM; R in [0, 1), or '{\"input\": R, \"output\": R}'")),
+    "shared_prefix_len": (("--shared-prefix-len", "--random-prefix-len"), dict(type=int, default=0,
+                          metavar="P", help="every prompt starts with a shared prefix of P tokens (included in "
+                                            "the prompt length)")),
+    "shared_prefix_groups": (("--shared-prefix-groups",), dict(type=positive_int, default=1, metavar="N",
+                             help="N distinct prefixes: request (conversation) i uses prefix i mod N "
+                                  "(default 1)")),
+    "turns": (("--turns",), dict(type=positive_int, default=1, metavar="T", help="conversations of T turns: the "
+                                 "rate starts conversations, each turn's prompt carries the earlier turns and "
+                                 "answers, and follows the previous answer after --think-time")),
+    "think_time_s": (("--think-time",), dict(type=float, default=0.0, metavar="S", help="seconds between a "
+                                             "turn's answer and the next turn (mean; default 0)")),
+    "think_time_dist": (("--think-time-dist",), dict(choices=THINK, help="exponential (default) or fixed think "
+                                                     "times")),
+    "sharegpt_output_len": (("--sharegpt-output-len",), dict(type=positive_int, help="sharegpt: this max_tokens "
+                                                             "instead of the second turn's length")),
+    "custom_output_len": (("--custom-output-len",), dict(type=int, help="custom: max_tokens of every request "
+                                                         "(default 256, as vLLM); -1: the file's output_tokens")),
+    "sonnet_input_len": (("--sonnet-input-len",), dict(type=positive_int, help="sonnet: prompt tokens at most "
+                                                       "(default 550)")),
+    "sonnet_output_len": (("--sonnet-output-len",), dict(type=positive_int, help="sonnet: max_tokens (default "
+                                                         "150)")),
+    "sonnet_prefix_len": (("--sonnet-prefix-len",), dict(type=int, help="sonnet: tokens of the shared prefix "
+                                                         "lines, about (default 200)")),
 }
 TARGET = ("url", "model", "api", "endpoint", "headers", "api_key_env", "insecure", "tokenizer")
 WORKLOAD = ("workload", "rps", "arrival", "burstiness", "trace", "duration_s", "num_requests", "input_len",
             "output_len", "seed")
+DATASET = ("dataset_name", "dataset_path", "disable_shuffle", "random_range_ratio", "shared_prefix_len",
+           "shared_prefix_groups", "turns", "think_time_s", "think_time_dist", "sharegpt_output_len",
+           "custom_output_len", "sonnet_input_len", "sonnet_output_len", "sonnet_prefix_len")
 # vllm bench serve's flags that varcas had no spelling of (only `varcas load` offers them)
 VLLM_TARGET = ("base_url", "host", "port", "backend")
 VLLM_WORKLOAD = ("ramp_up_strategy", "ramp_up_start_rps", "ramp_up_end_rps", "send_ignore_eos", "temperature",

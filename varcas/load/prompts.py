@@ -134,6 +134,14 @@ class TokenPrompts:
             return head + b"]"
         return b"".join([head, b",", *self._pool.window(self._pool.start(i), length - 1), b"]"])
 
+    def inner(self, i: int, length: int) -> bytes:
+        """fragment(i, length) without its brackets: one piece of a prompt made of several."""
+        return self.fragment(i, length)[1:-1]
+
+    def join(self, pieces: list[bytes]) -> bytes:
+        """One prompt (a JSON array) of the pieces' IDs in order."""
+        return b"[" + b",".join(pieces) + b"]"
+
 
 def corpus_words(corpus_path: str | Path | None = None) -> list[str]:
     """The words of a corpus (default varcas/data/corpus.txt, ~50 KB, ~8,800 words of original
@@ -164,6 +172,7 @@ class TextPrompts:
             raise VarcasError(f"words per token must be > 0, got {words_per_token}")
         self.words_per_token = 1.0 if pieces else words_per_token
         sep = 0 if pieces else 1  # words are joined by one space; pieces carry their own
+        self._joiner = b" " * sep
         items = pieces if pieces else corpus_words(corpus_path)
         escaped = [json.dumps(w)[1:-1].encode("ascii") for w in items]
         offsets = np.zeros(len(escaped) + 1, dtype=np.int64)
@@ -177,3 +186,11 @@ class TextPrompts:
         approx_tokens = _check_int("prompt length", approx_tokens, 1)
         items = max(1, round(approx_tokens * self.words_per_token))
         return b"".join([b'"', *self._pool.window(self._pool.start(i), items), b'"'])
+
+    def inner(self, i: int, approx_tokens: int) -> bytes:
+        """fragment(i, approx_tokens) without its quotes: one piece of a prompt made of several."""
+        return self.fragment(i, approx_tokens)[1:-1]
+
+    def join(self, pieces: list[bytes]) -> bytes:
+        """One prompt (a JSON string) of the pieces' text in order, words spaced as in the pool."""
+        return b'"' + self._joiner.join(pieces) + b'"'

@@ -14,6 +14,10 @@ import orjson
 from ..errors import VarcasError
 
 API_PATHS = {"completions": "/v1/completions", "chat": "/v1/chat/completions"}
+# A multi-turn chat prompt is one fragment: each message after the first (a JSON string) is
+# spliced in after the one before it with the separator of its role.
+CHAT_ASSISTANT = b'},{"role":"assistant","content":'
+CHAT_USER = b'},{"role":"user","content":'
 # vllm bench serve's --backend names of these APIs -> varcas's --api
 BACKENDS = {"vllm": "completions", "openai": "completions", "openai-chat": "chat"}
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import uvloop
@@ -37,17 +38,20 @@ from ..rundir import (
     write_manifest,
 )
 from ..rundir.recorder import Recorder
-from ..schedule import build_schedule, load_workload
+from ..schedule import Schedule, build_schedule, load_workload
+from ..schedule.datasets import TextDataset
 from ..signals import ENDING, held, interrupts_raise
 from ..telemetry import scrape
+from . import datasets
 from .client import Pool
 from .context import fit_to_context
+from .conversations import Turns, write_conversations
 from .engine import Engine
 from .failures import FailureLog
 from .preflight import control_client, preflight
 from .progress import Progress
 from .request import BACKENDS, RequestBuilder, Target, parse_header
-from .vocab import PromptPlan, from_tokenizer, plan_prompts
+from .vocab import from_tokenizer, plan_prompts
 
 SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")
 
@@ -99,6 +103,21 @@ class LoadConfig:
     host: str | None = None  # with port, vLLM's other spelling: http://HOST:PORT (127.0.0.1, 8000)
     port: int | None = None
     backend: str | None = None  # vLLM's --backend (request.BACKENDS), kept for its result JSON
+    # datasets and workload shapes (varcas.load.datasets: which go together)
+    dataset_name: str = "random"  # schedule.datasets.DATASETS
+    dataset_path: str | None = None
+    disable_shuffle: bool = False  # sharegpt and custom rows in file order
+    random_range_ratio: float | dict = 0.0  # or vLLM's {"input": r, "output": r}
+    shared_prefix_len: int = 0  # tokens of a prefix shared by every request (vLLM's --random-prefix-len)
+    shared_prefix_groups: int = 1  # distinct prefixes, request i (conversation i) using i mod groups
+    turns: int = 1  # turns per conversation
+    think_time_s: float = 0.0  # between a turn's answer and the next turn
+    think_time_dist: str | None = None  # exponential (None) or fixed
+    sharegpt_output_len: int | None = None  # None: the second turn's length
+    custom_output_len: int | None = None  # None: vLLM's 256; -1: the file's output_tokens
+    sonnet_input_len: int | None = None  # None: vLLM's 550
+    sonnet_output_len: int | None = None  # None: vLLM's 150
+    sonnet_prefix_len: int | None = None  # None: vLLM's 200
 
     def __post_init__(self) -> None:
         """Fold vLLM's target spellings into url and its backend into api (one-line errors)."""
@@ -168,6 +187,8 @@ class Prepared:
     output_len: np.ndarray
     workload_name: str
     headers: list[tuple[str, str]]
+    schedule: Schedule  # offsets_ns, input_len and output_len are its arrays until fitted to the server
+    text: TextDataset | None = None  # a text dataset's rows, sampled once its tokens can be counted
 
 
 def prepare(cfg: LoadConfig) -> Prepared:
@@ -186,22 +207,29 @@ def prepare(cfg: LoadConfig) -> Prepared:
         if not value > 0 or value != value or value == float("inf"):
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
     _check_sampling(cfg)
+    datasets.check_flags(cfg)
     headers = [parse_header(h) for h in cfg.headers]
     workload = load_workload(cfg.workload)
-    arrival = cfg.arrival or ("gamma" if cfg.burstiness != 1 else "poisson")  # vLLM's: --burstiness alone
     ramp = _ramp(cfg)
+    burst = cfg.dataset_name == "burstgpt"  # a trace: its timestamps, unless a rate is given
+    replay = burst and cfg.rps is None and ramp is None and cfg.arrival in (None, "trace")
+    arrival = cfg.arrival or ("trace" if replay else "gamma" if cfg.burstiness != 1 else "poisson")  # vLLM's
     duration = cfg.duration_s
     if duration is None and cfg.num_requests is None and arrival != "trace":
         duration = 60.0
+    text = datasets.text_dataset(cfg)
     sched = build_schedule(
         workload=workload, rps=cfg.rps, arrival=arrival, burstiness=cfg.burstiness,
         duration_s=duration, num_requests=cfg.num_requests, input_len=cfg.input_len,
-        output_len=cfg.output_len, seed=cfg.seed, trace_path=cfg.trace, ramp=ramp,
+        output_len=cfg.output_len, seed=cfg.seed, trace_path=cfg.dataset_path if burst else cfg.trace, ramp=ramp,
+        range_ratio=datasets.range_ratio(cfg.random_range_ratio), shape=datasets.shape(cfg),
+        trace_format="burstgpt" if burst else "varcas",
     )
     cfg.arrival, cfg.duration_s = arrival, duration
     if cfg.rps is None and arrival != "trace" and ramp is None:
         cfg.rps = workload.rps  # run.json says the rate offered
-    return Prepared(cfg, sched.offset_ns, sched.input_len, sched.output_len, workload.name, headers)
+    name = workload.name if cfg.dataset_name == "random" else cfg.dataset_name
+    return Prepared(cfg, sched.offset_ns, sched.input_len, sched.output_len, name, headers, sched, text)
 
 
 def _ramp(cfg: LoadConfig) -> tuple[str, float, float] | None:
@@ -281,29 +309,38 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
     auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     headers = {**dict(prep.headers), **auth}
     info = preflight(target, cfg.model, headers, cfg.insecure)
+    texts = None
     with control_client(headers, cfg.insecure) as client:
         plan = plan_prompts(cfg.api, cfg.seed, corpus, client, target.url("/tokenize"), info.model)
+        if prep.text is not None:
+            texts = datasets.sample_texts(prep, plan, datasets.counter(cfg, client, target.url("/tokenize"),
+                                                                      info.model))
     if plan.record["source"] == "none" and cfg.api == "completions" and target_kind == "server":
         _say(console, "prompts: random token IDs in [1000, 29000): the server has no /tokenize; "
                       "--tokenizer gives IDs from the model's own vocabulary")
     prep.input_len, prep.output_len, note = fit_to_context(
         prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
+    sched = prep.schedule
     run_dir = make_run_dir(cfg.out, prep.workload_name)
     builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key,
                              sampling(cfg))
     manifest = base_manifest(prep, url, target_kind, target_params, info)
     manifest["prompts"] = plan.record
+    manifest["workload_shape"] = datasets.record(cfg, sched, texts)
     if note:
         _say(console, note)
         manifest["warnings"].append(note)
     scraper = None
     try:
         write_manifest(run_dir, manifest)
+        if sched.shape.turns > 1:
+            write_conversations(run_dir, sched.timed, len(sched))
         _raise_fd_limit()
         if cfg.metrics_interval_s:
             scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure,
                                    cfg.gpu_metrics_url, cfg.gpu_metrics and target_kind == "server")
-        outcome = _execute(prep, plan, builder, target, run_dir, console, api_key, rearm)
+        outcome = _execute(prep, datasets.prompt_source(prep, plan, texts), builder, target, run_dir, console,
+                           api_key, rearm)
     except KeyboardInterrupt:  # a signal outside the event loop's own handling
         outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
                    "ended_at": datetime.now(timezone.utc).isoformat()}
@@ -357,25 +394,26 @@ def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict
     }
 
 
-def _execute(prep: Prepared, plan: PromptPlan, builder: RequestBuilder, target: Target, run_dir: Path,
+def _execute(prep: Prepared, prompt: Callable[[int], bytes], builder: RequestBuilder, target: Target, run_dir: Path,
              console, api_key, rearm) -> dict:
-    """Drive the event loop over the schedule; returns the manifest fields of the outcome."""
+    """Drive the event loop over the schedule (prompt(i): request i's prompt bytes); returns the
+    manifest fields of the outcome."""
     cfg = prep.config
-    fragment, build_req, in_len, out_len = plan.prompts.fragment, builder.build, prep.input_len, prep.output_len
-    # A chat template adds its own tokens around the message: the message gets the rest.
-    prompt_len = np.maximum(in_len.astype(np.int64) - plan.template_tokens, 1)
+    build_req, in_len, out_len = builder.build, prep.input_len, prep.output_len
 
     def build(i: int) -> bytes:
-        return build_req(i, fragment(i, int(prompt_len[i])), int(out_len[i]))
+        return build_req(i, prompt(i), int(out_len[i]))
 
     recorder = Recorder(run_dir)
     secrets = (api_key or "", *(v for k, v in prep.headers if any(s in k.lower() for s in SENSITIVE_HEADERS)))
     failures = FailureLog(run_dir / ERRORS_LOG, secrets, cfg.fail_fast)
     loop = uvloop.new_event_loop()
+    sched = prep.schedule
+    turns = Turns(sched.timed, sched.think_ns) if sched.think_ns is not None else None
     engine = Engine(loop, lambda owner: Pool(loop, target, owner, cfg.insecure), prep.offsets_ns,
                     in_len, out_len, build, recorder, max_concurrency=cfg.max_concurrency,
-                    request_timeout_s=cfg.request_timeout_s, failures=failures)
-    planned_s = float(prep.offsets_ns[-1]) / 1e9
+                    request_timeout_s=cfg.request_timeout_s, failures=failures, turns=turns)
+    planned_s = sched.duration_s
     ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     storage = None  # why rows could not be written (a full disk), if they could not
     try:
@@ -441,7 +479,7 @@ async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: 
     for sig in ENDING:
         loop.add_signal_handler(sig, on_signal)
     engine.sending_ended.add_done_callback(on_sending_ended)
-    warm = _prewarm_count(cfg, engine.offsets_ns)
+    warm = _prewarm_count(cfg, engine.offsets_ns[:engine.timed])
     engine.pool.prewarm(warm)
     for _ in range(100):  # bounded: at most 1 s for the warm-up connections
         if len(engine.pool.idle) >= warm or interrupts:

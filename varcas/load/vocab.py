@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -23,6 +24,9 @@ import orjson
 from ..bounded import read_bounded
 from ..errors import VarcasError
 from .prompts import TextPrompts, TokenPrompts, corpus_words
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 # The corpus tokenizes to ~12k tokens: its /tokenize answer is ~100 KB. Anything past this
 # is not a tokenization of it, and is not read.
@@ -51,20 +55,25 @@ def corpus_text() -> str:
     return " ".join(corpus_words()) + " "
 
 
-def from_tokenizer(path: str) -> CorpusTokens:
-    """Tokenize the corpus with a local tokenizer: a directory holding tokenizer.json, or the file."""
+def open_tokenizer(path: str) -> Tokenizer:
+    """A local Hugging Face tokenizer: a directory holding tokenizer.json, or the file."""
     p = Path(path)
     file = p / "tokenizer.json" if p.is_dir() else p
     if not file.is_file():
         raise VarcasError(f"--tokenizer {path}: no tokenizer.json there (give a Hugging Face tokenizer "
                           "directory or its tokenizer.json)")
-    from tokenizers import Tokenizer
+    from tokenizers import Tokenizer  # imported on use: most runs have no --tokenizer
 
     try:
-        tok = Tokenizer.from_file(str(file))
+        return Tokenizer.from_file(str(file))
     except Exception as exc:  # tokenizers raises a bare Exception for unreadable files
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise VarcasError(f"--tokenizer {path}: not a readable tokenizer.json ({first[:200]})") from None
+
+
+def from_tokenizer(path: str) -> CorpusTokens:
+    """Tokenize the corpus with a local tokenizer: a directory holding tokenizer.json, or the file."""
+    tok = open_tokenizer(path)
     text = corpus_text()
     enc = tok.encode(text, add_special_tokens=False)
     if not enc.ids:
@@ -123,7 +132,7 @@ class PromptPlan:
     """How a run's prompts are made: the builder, the chat template's share of each prompt,
     and what run.json records about both."""
 
-    prompts: object  # TokenPrompts or TextPrompts: .fragment(i, length) -> JSON bytes
+    prompts: TokenPrompts | TextPrompts  # .fragment(i, length) -> JSON bytes
     template_tokens: int
     record: dict
 

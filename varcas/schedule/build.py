@@ -22,19 +22,26 @@ takes no rps.
 
 The run ends at whichever comes first: offsets < duration_s, or num_requests requests.
 
-Three independent RNG streams, spawned from numpy SeedSequence(seed), drive the arrivals,
-the input lengths and the output lengths, so changing the rate or the arrival process does
-not change the length sequence (request k gets the same lengths in both runs). All draws
-are sequential, so a shorter run's schedule is a prefix of a longer one's with the same
-seed and rate.
+Lengths: the workload's distributions, or a fixed input_len/output_len; a range ratio r
+(vLLM's --random-range-ratio) spreads a fixed length L to integers uniform in
+[floor(L*(1-r)), ceil(L*(1+r))] (at least 1). A BurstGPT file (trace_format "burstgpt",
+dataset_files.read_burstgpt) is a trace: its timestamps, less the first, are the offsets; with
+another arrival process only its lengths are used, in file order, repeated when the run needs
+more requests than it has. A Shape (shapes.py) adds shared prefixes and conversations.
+
+Four independent RNG streams, spawned from numpy SeedSequence(seed), drive the arrivals,
+the input lengths, the output lengths and the think times, so changing the rate or the
+arrival process does not change the length sequence (request k gets the same lengths in both
+runs). All draws are sequential, so a shorter run's schedule is a prefix of a longer one's
+with the same seed and rate.
 """
 from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import orjson
@@ -49,70 +56,108 @@ from .arrivals import (
     ramp_offsets,
     ramp_rates,
 )
-from .workloads import INT32_MAX, Workload
+from .dataset_files import read_burstgpt
+from .shapes import Shape, conversations_for, prompt_lengths, think_times
+from .workloads import INT32_MAX, LengthDist, Workload
 
 TRACE_FIELDS = ("offset_s", "input_tokens", "output_tokens")
+TRACE_FORMATS = ("varcas", "burstgpt")  # read_trace's files; BurstGPT's CSV
 
 
 @dataclass
 class Schedule:
     """Per-request arrays of equal length: planned send offset from the run's start
-    (int64 ns, non-decreasing, first >= 0), prompt tokens and max output tokens (int32)."""
+    (int64 ns, non-decreasing, first >= 0), prompt tokens and max output tokens (int32).
+    With conversations (shape.turns > 1, layout in shapes.py) only the first `timed` requests
+    have offsets; the others' are -1, sent think_ns after their previous turn ends, and
+    user_len holds each request's own message (input_len adds the prefix and earlier turns)."""
 
     offset_ns: np.ndarray
     input_len: np.ndarray
     output_len: np.ndarray
+    shape: Shape = field(default_factory=Shape)
+    user_len: np.ndarray | None = None  # None for a plain shape: the prompt is input_len
+    think_ns: np.ndarray | None = None  # None without conversations
 
     def __post_init__(self) -> None:
         n = len(self.offset_ns)
-        for name, dtype in (("offset_ns", np.int64), ("input_len", np.int32), ("output_len", np.int32)):
+        for name, dtype in (("offset_ns", np.int64), ("input_len", np.int32), ("output_len", np.int32),
+                            ("user_len", np.int32), ("think_ns", np.int64)):
             arr = getattr(self, name)
-            if arr.dtype != dtype or arr.ndim != 1 or len(arr) != n:
+            if arr is not None and (arr.dtype != dtype or arr.ndim != 1 or len(arr) != n):
                 raise ValueError(f"Schedule.{name} must be a 1-d {np.dtype(dtype)} array of length {n}")
+        if n % self.shape.turns:
+            raise ValueError(f"Schedule: {n} requests are not conversations of {self.shape.turns} turns")
 
     def __len__(self) -> int:
         return len(self.offset_ns)
 
     @property
+    def timed(self) -> int:
+        """Requests sent at their offsets (the first turns); the rest follow earlier turns."""
+        return len(self) // self.shape.turns
+
+    @property
     def duration_s(self) -> float:
-        """Offset of the last request in seconds (0.0 for an empty schedule)."""
-        return float(self.offset_ns[-1]) / 1e9 if len(self) else 0.0
+        """Offset of the last timed request in seconds (0.0 for an empty schedule)."""
+        return float(self.offset_ns[self.timed - 1]) / 1e9 if len(self) else 0.0
 
 
 def build_schedule(*, workload: Workload, rps: float | None, arrival: str = "poisson",
                    burstiness: float = 1.0, duration_s: float | None = None,
                    num_requests: int | None = None, input_len: int | None = None,
                    output_len: int | None = None, seed: int = 0,
-                   trace_path: str | None = None, ramp: tuple[str, float, float] | None = None) -> Schedule:
+                   trace_path: str | None = None, ramp: tuple[str, float, float] | None = None,
+                   range_ratio: tuple[float, float] = (0.0, 0.0), shape: Shape = Shape(),
+                   trace_format: str = "varcas") -> Schedule:
     """Compute the schedule; see the module docstring for the semantics.
 
     rps None means workload.rps. input_len/output_len, when given, replace the workload's
-    (or the trace's) lengths with that fixed value. A trace takes its rate from its offsets,
-    so rps must be None with arrival="trace"; duration_s and num_requests still cut it.
-    ramp is (strategy, start_rps, end_rps) of a ramp-up over num_requests requests.
+    (or the trace's) lengths with that fixed value, spread by range_ratio (input, output).
+    A trace takes its rate from its offsets, so rps must be None with arrival="trace";
+    duration_s and num_requests still cut it. ramp is (strategy, start_rps, end_rps) of a
+    ramp-up over num_requests requests. With conversations, the arrival process (rate,
+    duration, ramp) starts conversations, and num_requests is rounded up to whole ones.
     Every bad argument raises a one-line VarcasError.
     """
     _validate(workload=workload, rps=rps, arrival=arrival, burstiness=burstiness,
               duration_s=duration_s, num_requests=num_requests, input_len=input_len,
-              output_len=output_len, seed=seed, trace_path=trace_path, ramp=ramp)
-    arrival_ss, input_ss, output_ss = np.random.SeedSequence(seed).spawn(3)
+              output_len=output_len, seed=seed, trace_path=trace_path, ramp=ramp, shape=shape,
+              range_ratio=range_ratio, trace_format=trace_format)
+    arrival_ss, input_ss, output_ss, think_ss = np.random.SeedSequence(seed).spawn(4)
+    trace_in = trace_out = None
     if arrival == TRACE:
-        offsets, trace_in, trace_out = read_trace(trace_path)
+        offsets, trace_in, trace_out = _read_trace(trace_path, trace_format)
         keep = _trace_cut(offsets, duration_s, num_requests)
         offsets, trace_in, trace_out = offsets[:keep], trace_in[:keep], trace_out[:keep]
     else:
-        offsets = _offsets(workload, rps, arrival, burstiness, duration_s, num_requests, ramp,
-                           np.random.default_rng(arrival_ss))
-        trace_in = trace_out = None
-    n = len(offsets)
-    if n == 0:
+        offsets = _offsets(workload, rps, arrival, burstiness, duration_s,
+                           conversations_for(num_requests, shape.turns), ramp, np.random.default_rng(arrival_ss))
+        if trace_path:  # a BurstGPT file's lengths under another arrival process
+            _, trace_in, trace_out = read_burstgpt(trace_path)
+            trace_in, trace_out = np.resize(trace_in, len(offsets)), np.resize(trace_out, len(offsets))
+    if len(offsets) == 0:
         raise VarcasError(f"the schedule is empty: no request arrives before duration {duration_s} s; "
                           "give a longer duration or a higher rate")
-    return Schedule(
-        offset_ns=offsets,
-        input_len=_lengths(input_len, trace_in, workload.input.sample, input_ss, n),
-        output_len=_lengths(output_len, trace_out, workload.output.sample, output_ss, n),
-    )
+    n = len(offsets) * shape.turns
+    users = _lengths(input_len, range_ratio[0], trace_in, workload.input, input_ss, n)
+    outputs = _lengths(output_len, range_ratio[1], trace_out, workload.output, output_ss, n)
+    if shape.plain:
+        return Schedule(offset_ns=offsets, input_len=users, output_len=outputs)
+    followers = np.full(n - len(offsets), -1, dtype=np.int64)
+    return Schedule(offset_ns=np.concatenate([offsets, followers]), input_len=prompt_lengths(users, outputs, shape),
+                    output_len=outputs, shape=shape, user_len=users,
+                    think_ns=think_times(shape, n, np.random.default_rng(think_ss)) if shape.turns > 1 else None)
+
+
+def _read_trace(path: str | None, trace_format: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A trace's (offsets, input, output): varcas's trace file, or BurstGPT's timestamps less the first."""
+    if trace_format == "varcas":
+        return read_trace(path or "")
+    times, inputs, outputs = read_burstgpt(path or "")
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    return np.rint((times - times[0]) * 1e9).astype(np.int64), inputs[order], outputs[order]
 
 
 def _offsets(workload: Workload, rps: float | None, arrival: str, burstiness: float, duration_s: float | None,
@@ -127,14 +172,18 @@ def _offsets(workload: Workload, rps: float | None, arrival: str, burstiness: fl
     return ARRIVALS[arrival].offsets(rate, burstiness, duration_s, num_requests, rng)
 
 
-def _lengths(fixed: int | None, from_trace: np.ndarray | None, sample: Callable,
+def _lengths(fixed: int | None, ratio: float, from_trace: np.ndarray | None, dist: LengthDist,
              ss: np.random.SeedSequence, n: int) -> np.ndarray:
-    """A fixed override wins, then the trace's lengths, then the workload's distribution."""
-    if fixed is not None:
+    """A fixed override wins (spread by the range ratio), then the trace's lengths, then the
+    workload's distribution."""
+    if fixed is not None and ratio:
+        low, high = max(math.floor(fixed * (1 - ratio)), 1), min(math.ceil(fixed * (1 + ratio)), INT32_MAX)
+        dist = LengthDist(kind="uniform", low=low, high=high)
+    elif fixed is not None:
         return np.full(n, fixed, dtype=np.int32)
-    if from_trace is not None:
+    elif from_trace is not None:
         return from_trace
-    return sample(np.random.default_rng(ss), n)
+    return dist.sample(np.random.default_rng(ss), n)
 
 
 def _bad_real(value: object) -> bool:
@@ -144,8 +193,10 @@ def _bad_real(value: object) -> bool:
 def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness: float,
               duration_s: float | None, num_requests: int | None, input_len: int | None,
               output_len: int | None, seed: int, trace_path: str | None,
-              ramp: tuple[str, float, float] | None) -> None:
+              ramp: tuple[str, float, float] | None, shape: Shape, range_ratio: tuple[float, float],
+              trace_format: str) -> None:
     """Raise a one-line VarcasError for the first bad argument."""
+    _validate_shape(shape, range_ratio, input_len, output_len, arrival, trace_format)
     if arrival not in ARRIVALS:
         raise VarcasError(f"unknown arrival process {arrival!r}; choose one of {', '.join(ARRIVALS)}")
     if rps is not None and rps != math.inf and (_bad_real(rps) or rps <= 0):
@@ -174,15 +225,29 @@ def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness
         if rps is not None:
             raise VarcasError("rps does not apply to a trace: its offsets set the rate")
         return
-    if trace_path:
+    if trace_path and trace_format == "varcas":
         raise VarcasError(f"a trace file was given but the arrival process is {arrival!r}; "
                           "use arrival 'trace'")
     if duration_s is None and num_requests is None:
         raise VarcasError("give a duration, a number of requests, or both")
-    rate = workload.rps if rps is None else rps
+    rate = (workload.rps if rps is None else rps) * shape.turns
     if num_requests is None and rate * duration_s > MAX_REQUESTS:
         raise VarcasError(f"rps {rate} for {duration_s} s is ~{rate * duration_s:.3g} requests; "
                           f"the limit is {MAX_REQUESTS}")
+
+
+def _validate_shape(shape: Shape, range_ratio: tuple[float, float], input_len: int | None,
+                    output_len: int | None, arrival: str, trace_format: str) -> None:
+    """The range ratio spreads a fixed length, in [0, 1) as vLLM's; conversations need arrivals."""
+    if trace_format not in TRACE_FORMATS:
+        raise VarcasError(f"unknown trace format {trace_format!r}; choose one of {', '.join(TRACE_FORMATS)}")
+    for ratio in range_ratio:
+        if _bad_real(ratio) or not 0 <= ratio < 1:
+            raise VarcasError(f"the range ratio must be in [0, 1), as vLLM's, got {ratio!r}")
+    if any(range_ratio) and input_len is None and output_len is None:
+        raise VarcasError("a range ratio spreads a fixed length: give --random-input-len or --random-output-len")
+    if shape.turns > 1 and arrival == TRACE:
+        raise VarcasError("conversations start on an arrival process, not on a trace's rows")
 
 
 def _validate_ramp(ramp: tuple, rps: float | None, arrival: str, num_requests: int | None) -> None:

@@ -25,7 +25,14 @@ from ..analyze.vllm_result import (
 )
 from ..clikit import OneLineParser
 from ..errors import VarcasError
-from ..load.flags import TARGET, VLLM_TARGET, VLLM_WORKLOAD, WORKLOAD, add_load_flags
+from ..load.flags import (
+    DATASET,
+    TARGET,
+    VLLM_TARGET,
+    VLLM_WORKLOAD,
+    WORKLOAD,
+    add_load_flags,
+)
 from ..load.runner import LoadConfig
 from ..load.summary import print_summary
 from ..sim.flags import add_sim_choice_flags, sim_choices
@@ -51,8 +58,7 @@ def build_parser(prog: str) -> OneLineParser:
     add_load_flags(p.add_argument_group("target"), (*TARGET, *VLLM_TARGET))
     workload = p.add_argument_group("workload and arrivals")
     add_load_flags(workload, (*WORKLOAD, "ignore_eos", *VLLM_WORKLOAD))
-    workload.add_argument("--dataset-name", choices=("random",), help="vLLM's; random is what varcas sends: prompts "
-                          "of exactly --input-len tokens (its other datasets: --workload, --trace)")
+    add_load_flags(p.add_argument_group("datasets and workload shapes"), DATASET)
     add_load_flags(p.add_argument_group("run"), RUN)
     add_result_flags(p.add_argument_group("summary and vllm bench serve's result JSON"))
     add_sim_choice_flags(p.add_argument_group("built-in simulator (the target when there is no --url)"))

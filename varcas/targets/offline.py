@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import VarcasError
 from ..load.preflight import ServerInfo
 from ..load.runner import LoadConfig, base_manifest, make_run_dir, prepare
 from ..metricsfile import METRICS_PARQUET
@@ -141,6 +142,9 @@ class OfflineResult:
 def simulate(setup: Setup, cfg: LoadConfig) -> OfflineResult:
     """Simulate the load test `cfg` describes (its url is ignored) and write its run directory."""
     prep = prepare(cfg)
+    if prep.text is not None or prep.schedule.think_ns is not None:
+        raise VarcasError("the offline simulator takes independent requests of varcas's own prompts: not "
+                          "dataset texts (their token counts need the server) nor conversations")
     run_dir = make_run_dir(cfg.out, prep.workload_name)
     info = ServerInfo(setup.served_name, (setup.served_name,), SERVER_VERSION)
     manifest = base_manifest(prep, None, "sim", setup.params(), info)

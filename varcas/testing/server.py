@@ -1,7 +1,7 @@
 """A streaming OpenAI-compatible test server: the load generator's timing reference and fault box.
 
 `python -m varcas.testing.server [--host 127.0.0.1] [--port 0] [--tokens N] [--itl-ms 10]
-[--ttft-ms 0] [--model test-model] [--records FILE]` prints one line,
+[--ttft-ms 0] [--model test-model] [--records FILE] [--record-bodies]` prints one line,
 `varcas-testserver listening on http://HOST:PORT`, once it accepts connections, and exits
 cleanly on SIGTERM/SIGINT (writing --records FILE if given).
 
@@ -11,7 +11,8 @@ one loop timer for every token of every stream (streams.TokenClock). A text prom
 token a word; max_tokens defaults to --tokens. For each streamed request it records its id
 (X-Request-Id, else `srv-N`), when the complete request was read (recv_ns) and, just before each
 token chunk's transport.write, time.monotonic_ns() (token_ns): CLOCK_MONOTONIC, so comparable
-with a client's stamps on the same host. GET /_records and GET /_stats expose them; the X-Fault request header
+with a client's stamps on the same host, and with --record-bodies its request body (tests of
+what a client sends). GET /_records and GET /_stats expose them; the X-Fault request header
 injects one fault per request (streams.FAULTS). Tests and benchmarks start it with spawn().
 """
 from __future__ import annotations
@@ -70,6 +71,7 @@ class _Server:
         self.clock = TokenClock(loop, round(args.ttft_ms * 1e6), round(args.itl_ms * 1e6))
         self.started = int(time.time())
         self.records: list[tuple[str, int, str | None, array]] = []  # id, recv_ns, fault, token_ns
+        self.bodies: list[bytes] = []  # with --record-bodies: each record's request body
         self.conns: set[_Conn] = set()
         self.seq = 0            # generation requests accepted (also names those without an id)
         self.bad_requests = 0   # unframeable HTTP and rejected API bodies
@@ -77,9 +79,11 @@ class _Server:
         self.faults: Counter[str] = Counter()
 
     def records_json(self) -> bytes:
-        return orjson.dumps({"requests": [
-            {"id": rid, "recv_ns": recv, "fault": fault, "token_ns": times.tolist()}
-            for rid, recv, fault, times in self.records]})
+        records = [{"id": rid, "recv_ns": recv, "fault": fault, "token_ns": times.tolist()}
+                   for rid, recv, fault, times in self.records]
+        for record, body in zip(records, self.bodies):
+            record["body"] = body.decode("utf-8", "replace")
+        return orjson.dumps({"requests": records})
 
     def stats_json(self) -> bytes:
         return orjson.dumps({
@@ -161,6 +165,8 @@ class _Conn(HttpConnection):
             return
         times = array("q")
         srv.records.append((header_id or f"srv-{seq}", now, fault, times))
+        if args.record_bodies:
+            srv.bodies.append(req.body)
         events = stream_events(gen, rid, created, args.model)
         self.stream = Stream(self, self.write, events, gen.output_tokens, fault, times)
         head = stream_head(self.keep_alive, SERVER_NAME)
@@ -212,6 +218,7 @@ def build_parser(prog: str = "python -m varcas.testing.server") -> argparse.Argu
                    help="ms from request to first token (default 0)")
     p.add_argument("--model", default="test-model", help="the one model served (default test-model)")
     p.add_argument("--records", type=Path, help="write the /_records JSON here at exit")
+    p.add_argument("--record-bodies", action="store_true", help="keep each streamed request's body in /_records")
     p.add_argument("--stall-s", type=float, default=60.0,
                    help="X-Fault stall: close the connection after this many s (default 60)")
     p.add_argument("--slow-headers-s", type=float, default=2.0,
