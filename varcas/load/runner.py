@@ -239,9 +239,10 @@ def _ramp(cfg: LoadConfig) -> tuple[str, float, float] | None:
     missing = [flag for flag, value in flags.items() if value is None]
     if len(missing) == len(flags):
         return None
-    if missing:
+    strategy, start, end = cfg.ramp_up_strategy, cfg.ramp_up_start_rps, cfg.ramp_up_end_rps
+    if strategy is None or start is None or end is None:
         raise VarcasError(f"a ramp-up needs {', '.join(flags)}; missing {', '.join(missing)}")
-    return cfg.ramp_up_strategy, cfg.ramp_up_start_rps, cfg.ramp_up_end_rps
+    return strategy, start, end
 
 
 def _check_sampling(cfg: LoadConfig) -> None:

@@ -54,9 +54,12 @@ def _constant(rps: float, burstiness: float, duration_s: float | None, num_reque
               rng: np.random.Generator) -> np.ndarray:
     # Computed from i directly, not summed, so offset i is exactly round(i/rps in ns).
     limit_ns = math.inf if duration_s is None else duration_s * 1e9
-    n = num_requests if duration_s is None else math.ceil(duration_s * rps) + 1
-    if num_requests is not None:
-        n = min(n, num_requests)
+    if duration_s is None:
+        assert num_requests is not None  # build._validate: a duration, a count, or both
+        n = num_requests
+    else:
+        n = math.ceil(duration_s * rps) + 1 if num_requests is None else min(math.ceil(duration_s * rps) + 1,
+                                                                             num_requests)
     return _to_ns(np.arange(n, dtype=np.float64) / rps, limit_ns)[0]
 
 
@@ -121,6 +124,7 @@ def _accumulate_gaps(draw: Callable[[int], np.ndarray], rps: float, duration_s: 
     last_s = 0.0
     while num_requests is None or total < num_requests:
         if math.isinf(limit_ns):
+            assert num_requests is not None  # no duration: the count bounds the loop
             k = num_requests - total
         else:
             expected = max(rps * (limit_ns / 1e9 - last_s), 0.0)

@@ -164,12 +164,16 @@ def _offsets(workload: Workload, rps: float | None, arrival: str, burstiness: fl
              num_requests: int | None, ramp: tuple[str, float, float] | None,
              rng: np.random.Generator) -> np.ndarray:
     """The drawn offsets: all at 0 for an infinite rate, a ramp-up's, or the arrival process's."""
-    if rps == math.inf:
-        return np.zeros(num_requests, dtype=np.int64)
-    if ramp is not None:
-        return ramp_offsets(ARRIVALS[arrival].gaps, ramp_rates(*ramp, num_requests), burstiness, duration_s, rng)
+    process = ARRIVALS[arrival]
+    if rps == math.inf or ramp is not None:
+        assert num_requests is not None  # _validate: an infinite rate and a ramp-up need a count
+        if rps == math.inf:
+            return np.zeros(num_requests, dtype=np.int64)
+        assert ramp is not None and process.gaps is not None  # a ramp draws gaps: not a trace
+        return ramp_offsets(process.gaps, ramp_rates(*ramp, num_requests), burstiness, duration_s, rng)
+    assert process.offsets is not None  # a trace's offsets come from its file, not here
     rate = workload.rps if rps is None else float(rps)
-    return ARRIVALS[arrival].offsets(rate, burstiness, duration_s, num_requests, rng)
+    return process.offsets(rate, burstiness, duration_s, num_requests, rng)
 
 
 def _lengths(fixed: int | None, ratio: float, from_trace: np.ndarray | None, dist: LengthDist,
@@ -231,7 +235,7 @@ def _validate(*, workload: Workload, rps: float | None, arrival: str, burstiness
     if duration_s is None and num_requests is None:
         raise VarcasError("give a duration, a number of requests, or both")
     rate = (workload.rps if rps is None else rps) * shape.turns
-    if num_requests is None and rate * duration_s > MAX_REQUESTS:
+    if num_requests is None and duration_s is not None and rate * duration_s > MAX_REQUESTS:
         raise VarcasError(f"rps {rate} for {duration_s} s is ~{rate * duration_s:.3g} requests; "
                           f"the limit is {MAX_REQUESTS}")
 

@@ -65,7 +65,7 @@ def _integer(field: str, value: Any) -> int:
         raise _FieldError(field, f"must be an integer, got {value!r}")
     if not 1 <= value <= INT32_MAX:
         raise _FieldError(field, f"must be between 1 and {INT32_MAX}, got {value}")
-    return value
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -106,10 +106,13 @@ class LengthDist:
         """n lengths as int32, rounded and clamped to [min, max]; consumes rng sequentially,
         so the first k of sample(rng, n) equal sample(rng', k) for an identical rng'."""
         if self.kind == "fixed":
+            assert self.value is not None  # __post_init__ checked the kind's parameters
             raw = np.full(n, float(self.value))
         elif self.kind == "lognormal":
+            assert self.median is not None and self.sigma is not None
             raw = np.rint(rng.lognormal(math.log(self.median), self.sigma, n))
         else:
+            assert self.low is not None and self.high is not None
             raw = rng.integers(self.low, self.high, n, endpoint=True).astype(np.float64)
         return np.clip(raw, self.min, self.max).astype(np.int32)
 
