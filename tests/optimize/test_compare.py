@@ -99,7 +99,7 @@ def test_failed_configuration_has_a_row_without_figures():
 def test_recommendations_carry_the_server_flags_that_set_them():
     assert compare.server_flags({"max_num_seqs": "8", "enable_chunked_prefill": "true"}) == \
         "--max-num-seqs 8 --enable-chunked-prefill"
-    assert compare.server_flags({"enable_chunked_prefill": "false"}) == ""
+    assert compare.server_flags({"enable_chunked_prefill": "false"}) == "--no-enable-chunked-prefill"
     rows = rows_for({"1": (100.0, 200.0, 15.0), "8": (300.0, 400.0, 25.0)})
     recs = {r["use_case"]: r for r in compare.recommend(rows, {"ttft": 1000.0})}
     assert recs["throughput"]["flags"] == "--max-num-seqs 8"

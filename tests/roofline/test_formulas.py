@@ -125,16 +125,42 @@ def test_moe_flops_for_active_experts_bytes_for_touched_ones():
     assert expert_bytes[1]["experts_gate_up"] == pytest.approx(3.5 * per_expert + 2 * activations, rel=1e-15)
 
 
-def test_kv_capacity_at_gpu_memory_utilization():
+def test_kv_capacity_is_vllm_032s_profile_by_hand():
+    # Llama-2-7B AWQ on a T4 at vLLM 0.32's T4 defaults: a 2048-token profile, 256 sampled rows.
     awq = model("llama-2-7b", "awq")
-    budget = 0.9 * 16 * 2**30 - 3_889_307_648
+    exposed = 15360 * 2**20                        # nvidia-smi's total for a T4 (ECC on)
+    weights = 3_889_307_648
+    activations = 2 * 2048 * (2 * h + 3 * I)       # MLP: residual, normed input, gate_up, act (fp16)
+    assert activations > 2 * 2048 * (2 * h + 3 * h + h)     # > attention: 2h + q/k/v + output
+    assert activations > 2 * (2048 * h + 256 * (h + V))    # > sampler: hidden + rows + logits
+    graphs = 51 + 35                               # PIECEWISE 1..512, FULL 1..256 (LMCache #3430)
+    cuda_graphs = graphs * L * 0.52 * 2**30 / (86 * 36)
+    non_torch = 0.16 * 2**30
+    budget = 0.9 * exposed - weights - activations - cuda_graphs - non_torch
+    assert budget / 2**30 == pytest.approx(9.098, abs=1e-3)
     blocks = math.floor(budget / (524_288 * 16))
+    assert blocks == 1164
     mem = memory(T4, awq, 2048)
-    assert mem.max_sequences == blocks // (2048 // 16) == 10
-    assert memory(T4, awq, 2047).max_sequences == 10  # still 128 blocks of 16 tokens
-    assert memory(T4, awq, 2048, gpu_memory_utilization=0.5).max_sequences == \
-        math.floor((0.5 * 16 * 2**30 - 3_889_307_648) / (524_288 * 16)) // 128
+    assert (mem.gpu_memory_bytes, mem.weight_bytes, mem.activation_bytes) == (exposed, weights, activations)
+    assert (mem.cuda_graph_bytes, mem.non_torch_bytes) == (pytest.approx(cuda_graphs), non_torch)
+    assert (mem.max_num_batched_tokens, mem.max_num_seqs) == (2048, 256)
+    assert mem.max_sequences == blocks // 128 == 9
+    assert memory(T4, awq, 2047).max_sequences == 9  # still 128 blocks of 16 tokens
+    assert memory(T4, awq, 16, cuda_graphs=False).max_sequences == math.floor((budget + cuda_graphs) / 2**23)
+    half = memory(T4, awq, 2048, gpu_memory_utilization=0.5)
+    assert half.max_sequences == math.floor((budget - 0.4 * exposed) / (524_288 * 16)) // 128
     assert not memory(T4, model("llama-2-13b", "fp16"), 512).fits
+
+
+def test_profile_shape_follows_vllms_defaults_per_gpu():
+    awq = model("llama-2-7b", "awq")
+    shapes = {g: (lambda x: (x.max_num_batched_tokens, x.max_num_seqs))(memory(hardware(g), awq, 16))
+              for g in ("t4", "a100-80gb", "h100", "mi300x")}
+    assert shapes == {"t4": (2048, 256), "a100-80gb": (2048, 256), "h100": (8192, 1024), "mi300x": (16384, 1024)}
+    # a bigger profile costs more: 8192 tokens' activations, 1024 rows, 51 + 51 graphs on an H100
+    h100 = memory(hardware("h100"), awq, 16)
+    assert h100.activation_bytes == 2 * 8192 * (2 * h + 3 * I)
+    assert h100.cuda_graph_bytes == pytest.approx(102 * L * 0.52 * 2**30 / (86 * 36))
 
 
 def test_decode_sweep_best_batch_and_compute_bound_batch():

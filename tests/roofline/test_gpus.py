@@ -68,6 +68,14 @@ def test_inline_override_of_a_known_gpu():
     assert "overridden" in g.source
 
 
+def test_exposed_memory_is_nvidia_smis_and_follows_an_inline_size():
+    assert gpu("t4").exposed_memory_bytes == 15360 * 2**20 and gpu("t4").memory_bytes == 16 * 2**30
+    assert gpu("t4:bw_gbps=300").exposed_memory_bytes == 15360 * 2**20
+    assert gpu("t4:mem_gb=32").exposed_memory_bytes == 32 * 2**30   # a new size: the shipped figure no longer holds
+    assert gpu("t4:mem_gb=32,exposed_mib=30000").exposed_memory_bytes == 30000 * 2**20
+    assert gpu("custom:bw_gbps=1000,fp16_tflops=100,mem_gb=24").exposed_memory_bytes == 24 * 2**30
+
+
 def test_gpu_files_add_and_replace(tmp_path):
     csv_file = tmp_path / "mine.csv"
     csv_file.write_text("name,memory_gb,mem_bw_gbps,fp16_tflops\nT4,16,250,65\nmy-card,8,100,20\n")

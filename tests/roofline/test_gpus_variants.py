@@ -9,9 +9,9 @@ from varcas.errors import VarcasError
 from varcas.resources import data_path
 from varcas.roofline import decode, gpu, hardware, model
 
-COLUMNS = ["name", "aliases", "display_name", "memory_gb", "mem_bw_gbps", "fp16_tflops",
+COLUMNS = ["name", "aliases", "display_name", "memory_gb", "exposed_memory_mib", "mem_bw_gbps", "fp16_tflops",
            "bf16_tflops", "fp8_tflops", "int8_tops", "int4_tops", "confidence", "source",
-           "found_via", "notes"]
+           "found_via", "notes", "exposed_memory_source"]
 PEAKS = {"fp16": "fp16_tflops", "bf16": "bf16_tflops", "fp8": "fp8_tflops",
          "int8": "int8_tops", "int4": "int4_tops"}
 # name -> (aliases to try, has fp8)
@@ -42,6 +42,9 @@ def test_every_row_names_its_source_and_confidence():
         assert row["source"].strip(), name
         assert row["found_via"].strip(), name
         assert row["confidence"].strip().split()[0] in ("high", "medium", "low"), name
+        # the memory the device exposes: below the marketed size read as GiB, with its own source
+        assert 0.9 * float(row["memory_gb"]) * 1024 < float(row["exposed_memory_mib"]) <= float(row["memory_gb"]) * 1024
+        assert row["exposed_memory_source"].split(":")[0] in ("high", "medium", "low"), name
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
@@ -51,6 +54,7 @@ def test_variant_resolves_by_name_and_alias_to_the_csv_figures(name):
     g = gpu(name)
     assert all(gpu(alias).name == name for alias in aliases)
     assert g.memory_bytes == float(row["memory_gb"]) * 2**30  # GB as marketed, read as GiB
+    assert g.exposed_memory_bytes == float(row["exposed_memory_mib"]) * 2**20  # as nvidia-smi reports it
     assert g.bandwidth == float(row["mem_bw_gbps"]) * 1e9
     for dtype, column in PEAKS.items():
         expected = float(row[column]) * 1e12 if row[column] else None

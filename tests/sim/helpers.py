@@ -12,10 +12,12 @@ from varcas.sim.engine import Engine
 from varcas.targets.offline import VirtualRun
 
 BASE = resolve(SimConfig(model="llama-2-7b", gpu="t4", quant="awq", max_num_seqs=8))
+V0 = {"scheduler": "v0", "chunked_prefill": False}   # vLLM V0's default engine, for setup_with
 
 
 def setup_with(**changes):
-    """The T4 / llama-2-7b-awq setup with engine limits replaced (num_blocks, budget, ...)."""
+    """The T4 / llama-2-7b-awq setup (vLLM 0.32's engine: chunked prefill, budget 2048) with
+    engine limits replaced (num_blocks, budget, scheduler, ...)."""
     changes.setdefault("watermark_blocks", 0)
     return dataclasses.replace(BASE, **changes)
 

@@ -38,6 +38,16 @@ def test_offline_prints_a_summary_and_writes_the_run(tmp_path):
     assert manifest["simulated"] and manifest["config"]["rps"] == 5.0 and manifest["seed"] == 0
 
 
+def test_the_run_records_the_engine_that_ran(tmp_path):
+    out = tmp_path / "run"
+    proc = _cli("-m", "varcas.sim", "--offline", "--no-enable-chunked-prefill", "--rps", "5", "--duration", "5",
+                "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    params = read_manifest(out)["target"]["params"]
+    assert (params["scheduler"], params["enable_chunked_prefill"], params["max_num_batched_tokens"],
+            params["max_num_seqs"]) == ("v1", False, 4096, 256)   # vLLM 0.32 on a T4, chunked prefill off
+
+
 def test_absent_max_tokens_fills_the_context():
     with spawn(max_num_seqs=2, max_model_len=32) as sim:
         with httpx.Client(base_url=sim.url, timeout=30.0, trust_env=False) as c:

@@ -17,11 +17,54 @@ def test_block_count_is_vllms_from_the_roofline_memory_model():
     hw, m = roofline.hardware("t4"), roofline.model("llama-2-7b", quant="awq")
     kv_token = 2 * 32 * 32 * 128 * 2   # K and V, 32 layers x 32 heads x 128 dims, fp16
     assert m.config.kv_bytes_per_token("fp16") == kv_token
-    budget = 0.9 * hw.gpu.memory_bytes - m.weight_bytes
-    assert setup.num_blocks == math.floor(budget / (BLOCK_SIZE * kv_token))
-    assert setup.watermark_blocks == setup.num_blocks // 100
-    assert (setup.max_model_len, setup.max_num_batched_tokens, setup.chunked_prefill) == (4096, 4096, False)
-    assert setup.served_name == "llama-2-7b-awq"
+    # vLLM 0.32 profiles the engine's own shape: 2048 tokens, 8 sampled rows on this T4, and
+    # captures 5 + 4 graphs (sizes 1, 2, 4, 8, 16; decode batches up to 8) instead of 51 + 35
+    mem = roofline.memory(hw, m, BLOCK_SIZE, max_num_batched_tokens=2048, max_num_seqs=8)
+    assert setup.memory == mem and setup.num_blocks == mem.max_sequences
+    assert mem.cuda_graph_bytes == pytest.approx(9 * 32 * 0.52 * 2**30 / (86 * 36))
+    assert setup.num_blocks == math.floor(mem.kv_budget_bytes / (BLOCK_SIZE * kv_token)) == 1217
+    assert setup.watermark_blocks == 0   # V1's SchedulerConfig.watermark is 0.0
+    assert (setup.max_model_len, setup.max_num_batched_tokens, setup.chunked_prefill) == (4096, 2048, True)
+    assert setup.served_name == "llama-2-7b-awq" and setup.scheduler == "v1"
+
+
+@pytest.mark.parametrize("gpu, budget, seqs", [
+    ("t4", 2048, 256),                # < 70 GiB
+    ("a100-80gb", 2048, 256),         # >= 70 GiB, but an A100 (vLLM PR #17885)
+    ("h100", 8192, 1024),             # >= 70 GiB
+    ("h200", 8192, 1024),             # 140 GiB: still below 160
+    ("mi300x", 16384, 1024),          # >= 160 GiB
+    ("b200:bw_gbps=8000,fp16_tflops=2250,mem_gb=180", 16384, 1024),   # B200-class, inline
+])
+def test_defaults_are_vllm_032s_api_server_per_gpu(gpu, budget, seqs):
+    setup = resolve(SimConfig(gpu=gpu))
+    assert (setup.max_num_batched_tokens, setup.max_num_seqs, setup.chunked_prefill) == (budget, seqs, True)
+    assert (setup.memory.max_num_batched_tokens, setup.memory.max_num_seqs) == (budget, seqs)
+    params = setup.params()   # what a run manifest records: the values that ran
+    assert (params["scheduler"], params["max_num_batched_tokens"], params["max_num_seqs"],
+            params["enable_chunked_prefill"], params["num_gpu_blocks"]) == ("v1", budget, seqs, True, setup.num_blocks)
+
+
+def test_vllms_adjustments_of_its_defaults():
+    # without chunked prefill the budget covers max_model_len; a default max_num_seqs stays within
+    # the budget, and a default budget within max_num_seqs x max_model_len
+    off = resolve(SimConfig(enable_chunked_prefill=False))
+    assert (off.chunked_prefill, off.max_num_batched_tokens, off.max_num_seqs) == (False, 4096, 256)
+    assert off.scheduler == "v1" and off.watermark_blocks == 0
+    assert resolve(SimConfig(max_num_batched_tokens=128)).max_num_seqs == 128
+    assert resolve(SimConfig(max_num_seqs=2, max_model_len=32)).max_num_batched_tokens == 64
+    assert resolve(SimConfig(max_num_seqs=300)).max_num_batched_tokens == 2048
+
+
+def test_scheduler_v0_restores_the_old_defaults():
+    old = resolve(SimConfig(scheduler="v0"))
+    assert (old.max_num_batched_tokens, old.max_num_seqs, old.chunked_prefill) == (4096, 256, False)
+    assert old.watermark_blocks == old.num_blocks // 100
+    assert old.memory.cuda_graph_bytes == 0   # V0 captured its graphs after sizing the cache
+    assert old.num_blocks == roofline.memory(old.hw, old.model, BLOCK_SIZE, max_num_batched_tokens=4096,
+                                             max_num_seqs=256, cuda_graphs=False).max_sequences
+    chunked = resolve(SimConfig(scheduler="v0", enable_chunked_prefill=True))
+    assert (chunked.max_num_batched_tokens, chunked.max_num_seqs) == (2048, 256)
 
 
 def test_defaults_follow_the_model_and_chunked_prefill():
@@ -38,13 +81,15 @@ def test_what_if_knobs_reach_the_hardware_model():
     assert (setup.hw.bw_efficiency, setup.hw.compute_efficiency, setup.hw.step_overhead_s) == (0.5, 0.6, 0.0)
     assert setup.params()["gpu"] == setup.hw.gpu.name and setup.params()["step_overhead_ms"] == 0.0
     bigger = resolve(SimConfig(gpu="a100-80gb"))
-    assert bigger.num_blocks > 6 * resolve(SimConfig(gpu="t4")).num_blocks   # (72 - 3.9) / (14.4 - 3.9) GiB
+    assert bigger.num_blocks > 7 * resolve(SimConfig(gpu="t4")).num_blocks   # (72 - 4.6) / (13.5 - 4.4) GiB
 
 
 @pytest.mark.parametrize("config, words", [
     (SimConfig(model="llama-2-70b", quant="fp16"), "nothing is left for the KV cache"),
     (SimConfig(max_model_len=100_000), "larger than the maximum number of tokens"),
-    (SimConfig(max_num_batched_tokens=1024), "smaller than --max-model-len"),
+    (SimConfig(max_num_batched_tokens=1024, enable_chunked_prefill=False), "smaller than --max-model-len"),
+    (SimConfig(max_num_batched_tokens=1024, scheduler="v0"), "smaller than --max-model-len"),
+    (SimConfig(scheduler="v2"), "--scheduler must be one of v1, v0"),
     (SimConfig(max_num_seqs=512, enable_chunked_prefill=True, max_num_batched_tokens=256), "must be >= --max-num-seqs"),
     (SimConfig(max_num_seqs=0), "--max-num-seqs must be an integer >= 1"),
     (SimConfig(gpu="nope"), "unknown GPU"),

@@ -54,13 +54,13 @@ requests = st.lists(st.tuples(st.integers(0, 50_000_000), st.integers(1, 120), s
 
 
 @settings(max_examples=300, deadline=None)
-@given(requests, st.integers(9, 40), st.integers(1, 6), st.booleans(), st.integers(0, 2),
-       st.integers(6, 200))
-def test_any_schedule_is_conserved(reqs, blocks, max_seqs, chunked, watermark, budget):
+@given(requests, st.integers(9, 40), st.integers(1, 6), st.sampled_from(("v1", "v0")), st.booleans(),
+       st.integers(0, 2), st.integers(6, 200))
+def test_any_schedule_is_conserved(reqs, blocks, max_seqs, scheduler, chunked, watermark, budget):
     max_len = min(128, (blocks - watermark) * 16)
     if not chunked:
         budget = max(budget, max_len)   # vLLM's rule without chunked prefill (config.resolve)
-    setup = setup_with(num_blocks=blocks, watermark_blocks=watermark, max_num_seqs=max_seqs,
+    setup = setup_with(num_blocks=blocks, watermark_blocks=watermark, max_num_seqs=max_seqs, scheduler=scheduler,
                        chunked_prefill=chunked, max_num_batched_tokens=max(budget, max_seqs),
                        max_model_len=max_len)
     gaps, inp, out = (list(x) for x in zip(*reqs))
@@ -70,7 +70,7 @@ def test_any_schedule_is_conserved(reqs, blocks, max_seqs, chunked, watermark, b
 
 
 def test_a_long_schedule_with_preemptions_drains():
-    for chunked in (False, True):
+    for scheduler, chunked in (("v0", False), ("v0", True), ("v1", False), ("v1", True)):
         rng = np.random.default_rng(7)
         n = 1000
         when = np.cumsum(rng.exponential(1e9, n)).astype(np.int64)   # 1 req/s, ~100 tokens/s
@@ -78,7 +78,7 @@ def test_a_long_schedule_with_preemptions_drains():
         out = np.clip(rng.lognormal(np.log(100), 1.0, n), 1, 400).astype(np.int32)
         # 80 blocks = 1,280 tokens for up to 32 sequences: the cache, not the cap, binds.
         setup = setup_with(num_blocks=80, watermark_blocks=0, max_num_seqs=32, chunked_prefill=chunked,
-                           max_num_batched_tokens=1024, max_model_len=1024)
+                           scheduler=scheduler, max_num_batched_tokens=1024, max_model_len=1024)
         run, rows = virtual(setup, when, inp, out, check=_check_blocks)
         _conserved(setup, when, inp, out, rows, run)
         assert run.engine.preemptions > 100

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from varcas.sim.engine import ABORTED, FINISHED, WAITING, Seq
 
-from .helpers import RecordingEngine, run_steps, setup_with, step_ns
+from .helpers import V0, RecordingEngine, run_steps, setup_with, step_ns
 
 
 def test_classic_steps_charge_the_roofline_time_of_their_exact_mix():
-    setup = setup_with(num_blocks=100)
+    setup = setup_with(num_blocks=100, **V0)
     eng = RecordingEngine(setup)
     eng.add(Seq(0, 20, 3, 0))
     eng.add(Seq(1, 10, 2, 0))
@@ -26,7 +26,7 @@ def test_classic_steps_charge_the_roofline_time_of_their_exact_mix():
 
 
 def test_classic_prefill_step_pauses_running_decodes():
-    setup = setup_with(num_blocks=100)
+    setup = setup_with(num_blocks=100, **V0)
     eng = RecordingEngine(setup)
     eng.add(Seq(0, 16, 4, 0))
     first = eng.schedule()
@@ -43,7 +43,7 @@ def test_classic_prefill_step_pauses_running_decodes():
 
 
 def test_classic_token_budget_defers_the_next_prompt():
-    eng = RecordingEngine(setup_with(num_blocks=100, max_num_batched_tokens=32))
+    eng = RecordingEngine(setup_with(num_blocks=100, max_num_batched_tokens=32, **V0))
     for rid in range(2):
         eng.add(Seq(rid, 20, 2, 0))
     steps, _ = run_steps(eng)
@@ -51,7 +51,7 @@ def test_classic_token_budget_defers_the_next_prompt():
 
 
 def test_chunked_prefill_splits_prompts_and_puts_decodes_first():
-    setup = setup_with(num_blocks=100, chunked_prefill=True, max_num_batched_tokens=8)
+    setup = setup_with(num_blocks=100, max_num_batched_tokens=8)   # vLLM 0.32's engine, chunked
     eng = RecordingEngine(setup)
     eng.add(Seq(0, 4, 3, 0))
     first = eng.schedule()
@@ -72,9 +72,58 @@ def test_chunked_prefill_splits_prompts_and_puts_decodes_first():
     assert eng.tokens == {0: [1, 3, 4], 1: [5]}   # B's only token ends its last chunk
 
 
+def test_v1_runs_running_sequences_first_then_fills_the_budget_with_new_prefills():
+    # vLLM 0.32 (Scheduler.schedule): decodes and unfinished chunks of running requests, in
+    # admission order, then waiting prompts chunked into what is left of the 64-token budget.
+    setup = setup_with(num_blocks=100, max_num_batched_tokens=64, max_num_seqs=8)
+    eng = RecordingEngine(setup)
+    for rid, prompt in enumerate((40, 50)):
+        eng.add(Seq(rid, prompt, 5, 0))
+    first = eng.schedule()   # A whole (40), B's first 24 tokens: one mixed prefill step
+    assert [(s.rid, n) for s, n in first.chunks] == [(0, 40), (1, 24)] and first.decodes == []
+    eng.finish(first, 10)
+    eng.add(Seq(2, 30, 5, 10))
+    eng.add(Seq(3, 30, 5, 10))
+    second = eng.schedule()   # A decodes, B's last 26, then C's 30 and D's first 7 tokens
+    assert [s.rid for s in second.decodes] == [0]
+    assert [(s.rid, n) for s, n in second.chunks] == [(1, 26), (2, 30), (3, 7)]
+    assert second.dur_ns == step_ns(setup, [(26, 24), (30, 0), (7, 0)], [41])
+    assert sum(n for _, n in second.chunks) + len(second.decodes) == 64   # the budget, exactly
+
+
+def test_v1_admits_a_request_only_if_its_whole_sequence_fits():
+    # scheduler_reserve_full_isl: a 64-token prompt needs 4 free blocks to start, even though its
+    # first chunk (16 tokens) takes one; vLLM V0's chunked scheduler checked the chunk alone.
+    def first_chunks(**engine):
+        eng = RecordingEngine(setup_with(num_blocks=5, max_num_batched_tokens=16, watermark_blocks=0, **engine))
+        eng.add(Seq(0, 32, 40, 0))   # prefills in two chunks of 16: 2 blocks
+        for t in (1, 2):
+            eng.finish(eng.schedule(), t)
+        eng.add(Seq(1, 64, 1, 2))
+        return [(s.rid, n) for s, n in eng.schedule().chunks], eng.free_blocks
+    assert first_chunks() == ([], 2)   # A's decode takes a third block: 2 free < 4, B waits
+    assert first_chunks(scheduler="v0", chunked_prefill=True) == ([(1, 15)], 1)
+
+
+def test_v1_without_chunked_prefill_mixes_decodes_and_whole_prompts():
+    # --no-enable-chunked-prefill in vLLM 0.32: decodes still go first and share the step with
+    # whole prompts; a prompt that does not fit what is left of the budget waits for the next.
+    setup = setup_with(num_blocks=100, max_num_batched_tokens=40, chunked_prefill=False)
+    eng = RecordingEngine(setup)
+    eng.add(Seq(0, 20, 4, 0))
+    eng.finish(eng.schedule(), 1)
+    eng.add(Seq(1, 19, 2, 1))
+    eng.add(Seq(2, 30, 2, 1))
+    step = eng.schedule()
+    assert [s.rid for s in step.decodes] == [0] and [(s.rid, n) for s, n in step.chunks] == [(1, 19)]
+    eng.finish(step, 2)
+    step = eng.schedule()   # 2 decodes + C's 30 = 32 <= 40
+    assert [s.rid for s in step.decodes] == [0, 1] and [(s.rid, n) for s, n in step.chunks] == [(2, 30)]
+
+
 def test_preemption_evicts_the_youngest_and_recomputes_its_tokens():
     # 4 blocks = 64 tokens for two sequences that each grow to 55: one must give way.
-    eng = RecordingEngine(setup_with(num_blocks=4))
+    eng = RecordingEngine(setup_with(num_blocks=4, **V0))
     eng.add(Seq(0, 16, 40, 0))
     eng.add(Seq(1, 16, 40, 0))
     steps, _ = run_steps(eng)
@@ -98,7 +147,7 @@ def test_max_num_seqs_caps_the_running_set():
 
 
 def test_admission_keeps_the_watermark_free():
-    eng = RecordingEngine(setup_with(num_blocks=10, watermark_blocks=2))
+    eng = RecordingEngine(setup_with(num_blocks=10, watermark_blocks=2, **V0))
     eng.add(Seq(0, 128, 2, 0))   # 8 blocks: 10 - 8 = 2 left, at the watermark: admitted
     eng.add(Seq(1, 16, 2, 0))    # 1 more would leave 1 < 2: waits
     step = eng.schedule()

@@ -2,6 +2,7 @@
 determinism, and the run directory an offline simulation writes."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -54,11 +55,12 @@ def test_eight_sequences_raise_throughput_several_fold_and_tpot(seed_runs):
 
 
 def test_decode_step_time_follows_the_roofline_in_batch():
-    setup = setup_with(max_num_seqs=512, num_blocks=1379)
+    setup = setup_with(max_num_seqs=512, num_blocks=1379, max_num_batched_tokens=8192)
     hw, m = setup.hw, setup.model
     batches = [1, 2, 4, 8, 16, 32, 200, 250, 300, 350, 400]
     measured = {}
-    for b in batches:   # b prompts of 16 tokens at t=0: the first decode step has all b at context 17
+    for b in batches:   # b prompts of 16 tokens at t=0, prefilled in one step (b x 16 <= 8192):
+        # the next step decodes all b at context 17
         run, _ = virtual(setup, [0] * b, [16] * b, [2] * b)
         log = run.log.arrays()
         first_decode = np.flatnonzero(log["decode_seqs"] == b)[0]
@@ -71,6 +73,25 @@ def test_decode_step_time_follows_the_roofline_in_batch():
     slopes = np.diff([measured[b] for b in batches[6:]]) / 50
     assert np.ptp(slopes) < 0.01 * slopes.mean()   # compute-bound: linear in the batch
     assert slopes.mean() > 3 * (measured[32] - measured[1]) / 31   # and steeper than before
+
+
+@pytest.mark.parametrize("max_num_seqs, blocks, steps, preemptions, last_token_ns", [
+    (8, 1379, 17760, 0, 524_975_728_377),     # the seed run, as the V0 engine ran it
+    (64, 300, 17245, 336, 550_560_515_170),   # a cache short enough to preempt
+])
+def test_scheduler_v0_runs_exactly_as_before(tmp_path, max_num_seqs, blocks, steps, preemptions, last_token_ns):
+    # --scheduler v0 keeps vLLM V0's engine untouched: given the KV blocks it had before KV capacity
+    # counted vLLM's profile (1379 = (0.9 x 16 GiB - weights) / 8 MiB), every step is as it was
+    # (figures recorded from the engine before vLLM 0.32 became the default).
+    setup = resolve(SimConfig(scheduler="v0", max_num_seqs=max_num_seqs))
+    setup = dataclasses.replace(setup, num_blocks=blocks, watermark_blocks=blocks // 100)
+    result = simulate(setup, LoadConfig(workload="chat_medium", rps=20.0, duration_s=30.0, request_timeout_s=3600.0,
+                                        out=str(tmp_path / "run"), quiet=True))
+    sim = result.manifest["sim"]
+    assert (setup.max_num_batched_tokens, setup.chunked_prefill) == (4096, False)
+    assert (sim["steps"], sim["preemptions"], sim["generation_tokens"]) == (steps, preemptions, 132714)
+    table = read_requests(result.run_dir).to_pydict()
+    assert max(t[-1] for t in table["token_ns"]) - result.manifest["start_ns"] == last_token_ns
 
 
 def test_same_seed_same_run_and_another_seed_differs(tmp_path):

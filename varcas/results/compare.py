@@ -52,11 +52,12 @@ def gpus_of(params: dict) -> int:
 
 def server_flags(params: dict) -> str:
     """A configuration as the vLLM flags that set it: max_num_seqs=8 -> '--max-num-seqs 8'
-    (true/false params as a bare flag or nothing, vLLM's store_true style)."""
+    (true/false params as --flag / --no-flag, vLLM's BooleanOptionalAction: off must be said
+    where the default is on, as chunked prefill is)."""
     words = []
     for name, value in params.items():
         flag = "--" + name.replace("_", "-")
-        words += [flag] if value == "true" else [] if value == "false" else [flag, value]
+        words += [flag] if value == "true" else ["--no-" + flag[2:]] if value == "false" else [flag, value]
     return " ".join(words)
 
 

@@ -32,6 +32,7 @@ from .analysis import (
                        prefill,
                        step_cost,
                        step_time_s,
+                       vllm_batch_defaults,
 )
 from .formulas import FEATURES, Coefficients, Operator, coefficients, operators
 from .gpus import GPU, Hardware, gpu, hardware, known_gpus
@@ -55,5 +56,5 @@ __all__ = [
     "gpu", "grid", "grid_reference", "hardware", "kernel_report", "kernel_roofline", "known_gpus", "known_models",
     "load_config", "memory", "model", "operators", "phase", "phase_table", "precision", "prefill", "read_ncu",
     "static", "step_cost",
-    "step_time_s",
+    "step_time_s", "vllm_batch_defaults",
 ]

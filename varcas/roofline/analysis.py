@@ -11,8 +11,10 @@ where `peak` is the FLOPs-weighted harmonic mean of the operators' peaks (the dt
 when all matmuls share a dtype), so that attainable, ridge and the compute/memory verdict agree.
 A phase (or operator) is compute-bound when its FLOP time is at least its byte time.
 
-Capacity follows vLLM: the KV budget is gpu_memory_utilization * memory - weights (- reserve),
-split into blocks of block_size tokens; a sequence at context C holds ceil(C / block_size) blocks.
+Capacity follows vLLM 0.32 (memory(), below): the KV budget is gpu_memory_utilization x the
+memory the GPU exposes - weights - the activation peak of vLLM's profile run - its CUDA-graph
+estimate - a non-torch allowance, split into blocks of block_size tokens; a sequence at context C
+holds ceil(C / block_size) blocks.
 """
 from __future__ import annotations
 
@@ -24,11 +26,21 @@ import numpy as np
 
 from ..errors import VarcasError
 from .formulas import Coefficients, coefficients, phase_features, step_features
-from .gpus import Hardware
-from .models import Model
+from .gpus import GIB, GPU, Hardware
+from .models import BITS, Model
 
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9  # vLLM's --gpu-memory-utilization default
 DEFAULT_BLOCK_SIZE = 16  # vLLM's default KV block size (tokens)
+# Memory vLLM holds outside torch's allocator that its profile counts (cuBLAS/kernel-module growth
+# after start-up; one GPU, no NCCL): its own log on one H100, "non_torch_memory takes 0.16GiB"
+# (vLLM V0 worker.py, quoted in generative-computing/mellea PR #416). 0.32 no longer logs it apart.
+NON_TORCH_BYTES = 0.16 * GIB
+# CUDA-graph memory per captured graph per decoder layer. 0.32 measures it at start-up
+# (v1/worker/gpu/cudagraph_utils.py, profile_cudagraph_memory); one log of that measurement:
+# "PIECEWISE=51 (largest=512), FULL=35 (largest=256) ... Estimated CUDA graph memory: 0.52 GiB"
+# for Qwen3-8B, 36 layers (LMCache issue #3430): 0.52 GiB / (86 graphs x 36 layers).
+CUDA_GRAPH_BYTES_PER_LAYER = 0.52 * GIB / (86 * 36)
+CUDA_GRAPH_MAX_SIZE = 512  # vLLM's default capture ceiling in tokens (config/vllm.py; 1024 on Blackwell)
 
 
 @lru_cache(maxsize=64)
@@ -129,13 +141,62 @@ def phase_table(hw: Hardware, m: Model, batches, prompts, contexts) -> list[Phas
             + [decode(hw, m, b, c) for b in batches for c in contexts])
 
 
+def vllm_batch_defaults(gpu: GPU) -> tuple[int, int]:
+    """vLLM 0.32's OpenAI-server (max_num_batched_tokens, max_num_seqs) on this GPU, by its memory
+    and name (engine/arg_utils.py, EngineArgs.get_batch_defaults: A100s keep the small budget)."""
+    memory = gpu.exposed_memory_bytes
+    if memory >= 160 * GIB:
+        return 16384, 1024
+    if memory >= 70 * GIB and "a100" not in gpu.name:
+        return 8192, 1024
+    return 2048, 256
+
+
+def activation_peak_bytes(m: Model, tokens: int, seqs: int) -> float:
+    """The transient peak of vLLM's profile run (v1/worker/gpu/model_runner.py, profile_run): a
+    forward of `tokens` tokens, then the sampler on min(seqs, tokens) rows. The largest set of
+    tensors alive at once, in the 16-bit base dtype: in a layer's MLP the residual and normed
+    input (2h) with the gate_up output (2I, per routed expert) and its activation (I); in its
+    attention the same 2h with q/k/v and the attention output; in the sampler the hidden states
+    with the sampled rows' hidden states and logits (compute_logits, model dtype)."""
+    c = m.config
+    rows = min(seqs, tokens)
+    mlp = tokens * 2 * c.hidden + tokens * max(c.top_k, 1) * 3 * c.intermediate
+    attention = tokens * (2 * c.hidden + c.qkv_out + c.heads * c.head_dim)
+    sampler = tokens * c.hidden + rows * (c.hidden + c.vocab)
+    return BITS[m.precision.base] // 8 * max(mlp, attention, sampler)
+
+
+def cuda_graph_sizes(tokens: int, seqs: int) -> list[int]:
+    """The batch sizes vLLM 0.32 captures by default (config/vllm.py, VllmConfig's capture sizes):
+    1, 2, 4, then every 8 below 256, every 16 from 256, up to min(2 x seqs, 512, tokens)."""
+    top = min(2 * seqs, CUDA_GRAPH_MAX_SIZE, tokens)
+    sizes = [s for s in (1, 2, 4) if s <= top] + list(range(8, min(top + 1, 256), 8)) + list(range(256, top + 1, 16))
+    extra = [x for x in (tokens, seqs) if x <= top]  # max_num_batched_tokens and the widest decode batch
+    return sorted(set(sizes + extra))
+
+
+def cuda_graph_bytes(m: Model, tokens: int, seqs: int) -> float:
+    """vLLM 0.32's CUDA-graph estimate, subtracted from the KV budget: a PIECEWISE graph per
+    capture size plus a FULL decode graph per size up to seqs, each CUDA_GRAPH_BYTES_PER_LAYER
+    per layer (FULL_AND_PIECEWISE, the default mode)."""
+    sizes = cuda_graph_sizes(tokens, seqs)
+    graphs = len(sizes) + sum(1 for s in sizes if s <= seqs)
+    return graphs * m.config.layers * CUDA_GRAPH_BYTES_PER_LAYER
+
+
 @dataclass(frozen=True)
 class MemoryReport:
     weight_bytes: float
     kv_bytes_per_token: int
-    gpu_memory_bytes: float
+    gpu_memory_bytes: float  # what the GPU exposes (nvidia-smi's total)
     gpu_memory_utilization: float
-    kv_budget_bytes: float  # utilization * memory - weights - reserve (may be negative)
+    activation_bytes: float  # the profile run's transient peak
+    cuda_graph_bytes: float
+    non_torch_bytes: float
+    max_num_batched_tokens: int  # the profile run's shape
+    max_num_seqs: int
+    kv_budget_bytes: float  # utilization x memory - weights - activations - CUDA graphs - non-torch (may be < 0)
     block_size: int
     context: int
     max_sequences: int  # concurrent sequences whose KV fits at `context`: caps the batch
@@ -147,17 +208,28 @@ class MemoryReport:
 
 def memory(hw: Hardware, m: Model, context: int,
            gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
-           block_size: int = DEFAULT_BLOCK_SIZE, reserve_bytes: float = 0.0) -> MemoryReport:
-    """Weights, KV bytes per token, and how many sequences at `context` fit in the KV budget.
-    reserve_bytes stands for what vLLM also sets aside (activation peak, CUDA graphs)."""
+           block_size: int = DEFAULT_BLOCK_SIZE, *, max_num_batched_tokens: int | None = None,
+           max_num_seqs: int | None = None, cuda_graphs: bool = True) -> MemoryReport:
+    """The KV cache vLLM 0.32 allocates and how many sequences at `context` it holds
+    (v1/worker/gpu_worker.py, Worker.determine_available_memory: requested memory - the profile's
+    non-KV memory - the CUDA-graph estimate). The profile runs max_num_batched_tokens tokens and
+    max_num_seqs sampled rows (None: vLLM's defaults for this GPU); cuda_graphs=False for an
+    engine that captures its graphs after sizing the cache (V0, --enforce-eager)."""
     _check_positive("context and block size", (context, block_size))
     if not 0.0 < gpu_memory_utilization <= 1.0:
         raise VarcasError(f"gpu memory utilization must be in (0, 1], got {gpu_memory_utilization}")
+    default_tokens, default_seqs = vllm_batch_defaults(hw.gpu)
+    tokens = max_num_batched_tokens or default_tokens
+    seqs = max_num_seqs or min(default_seqs, tokens)  # vLLM caps its default at the token budget
     kv_token = m.config.kv_bytes_per_token(m.precision.kv)
-    budget = gpu_memory_utilization * hw.gpu.memory_bytes - m.weight_bytes - reserve_bytes
+    activations = activation_peak_bytes(m, tokens, seqs)
+    graphs = cuda_graph_bytes(m, tokens, seqs) if cuda_graphs else 0.0
+    exposed = hw.gpu.exposed_memory_bytes
+    budget = gpu_memory_utilization * exposed - m.weight_bytes - activations - graphs - NON_TORCH_BYTES
     blocks = math.floor(budget / (kv_token * block_size)) if budget > 0 else 0
-    return MemoryReport(m.weight_bytes, kv_token, hw.gpu.memory_bytes, gpu_memory_utilization,
-                        budget, block_size, context, blocks // math.ceil(context / block_size))
+    return MemoryReport(m.weight_bytes, kv_token, exposed, gpu_memory_utilization, activations, graphs,
+                        NON_TORCH_BYTES, tokens, seqs, budget, block_size, context,
+                        blocks // math.ceil(context / block_size))
 
 
 @dataclass(frozen=True)

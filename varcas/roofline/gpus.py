@@ -14,6 +14,9 @@ Users add or override GPUs without editing the package:
 `Hardware` pairs a GPU with the efficiency factors of the realistic model (see
 DEFAULT_BW_EFFICIENCY below for where they come from). Units inside: bytes, bytes/s, FLOP/s.
 memory_gb is read as GiB (2**30 bytes): datasheet "16 GB" HBM/GDDR capacities are binary.
+exposed_memory_mib is what the device really offers, as nvidia-smi reports it (ECC reserve
+already taken out: a T4 sold as 16 GB shows 15360 MiB); the KV-capacity model uses it. Where a
+row has none (a user's file, an inline GPU given mem_gb), memory_gb stands in for it.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from ..resources import data_path
 
 DTYPES = ("fp16", "bf16", "fp8", "int8", "int4")
 GIB = 2 ** 30
+MIB = 2 ** 20
 
 # Efficiency defaults of the realistic model (all overridable).
 # Bandwidth: gpt-fast (pytorch-labs/gpt-fast README, A100-80GB power-limited to 330 W) decodes
@@ -47,6 +51,7 @@ DEFAULT_STEP_OVERHEAD_S = 1e-3
 _INLINE_KEYS = {
     "bw_gbps": "mem_bw_gbps", "mem_bw_gbps": "mem_bw_gbps",
     "mem_gb": "memory_gb", "memory_gb": "memory_gb",
+    "exposed_mib": "exposed_memory_mib", "exposed_memory_mib": "exposed_memory_mib",
     "fp16_tflops": "fp16_tflops", "bf16_tflops": "bf16_tflops", "fp8_tflops": "fp8_tflops",
     "int8_tops": "int8_tops", "int4_tops": "int4_tops",
 }
@@ -64,6 +69,7 @@ class GPU:
     memory_bytes: float
     bandwidth: float  # bytes/s
     peaks: tuple  # ((dtype, FLOP/s or None), ...) in DTYPES order
+    exposed_memory_bytes: float  # what nvidia-smi reports (memory_bytes where the row has none)
     source: str = ""
     confidence: str = ""
 
@@ -142,9 +148,11 @@ def gpu_from_row(row: dict, origin: str) -> GPU:
     values = {c: _required(row, c, origin) for c in _REQUIRED}
     peaks = tuple((d, None if (v := _number(row, _PEAK_COLUMNS[d], origin, False)) is None else v * 1e12)
                   for d in DTYPES)
+    exposed = _number(row, "exposed_memory_mib", origin, False)
     return GPU(name=name, display_name=str(row.get("display_name") or name),
                memory_bytes=values["memory_gb"] * GIB, bandwidth=values["mem_bw_gbps"] * 1e9,
-               peaks=peaks, source=str(row.get("source") or origin),
+               peaks=peaks, exposed_memory_bytes=values["memory_gb"] * GIB if exposed is None else exposed * MIB,
+               source=str(row.get("source") or origin),
                confidence=str(row.get("confidence") or ""))
 
 
@@ -215,6 +223,7 @@ def parse_inline(spec: str, table: GPUTable) -> GPU:
                                                  "source": "inline --gpu"}
     if not known:
         row["bf16_tflops"] = None  # filled from fp16 below unless given
+    given = set()
     for item in filter(None, (a.strip() for a in assignments.split(","))):
         key, eq, value = item.partition("=")
         column = _INLINE_KEYS.get(key.strip().lower())
@@ -222,6 +231,9 @@ def parse_inline(spec: str, table: GPUTable) -> GPU:
             raise VarcasError(f"--gpu {spec!r}: expected key=value with key in "
                               f"{', '.join(sorted(set(_INLINE_KEYS)))}; got {item!r}")
         row[column] = value.strip()
+        given.add(column)
+    if "memory_gb" in given and "exposed_memory_mib" not in given:
+        row.pop("exposed_memory_mib", None)  # a new size: the shipped exposed figure no longer applies
     if not known:
         missing = [k for k, c in (("bw_gbps", "mem_bw_gbps"), ("fp16_tflops", "fp16_tflops"),
                                   ("mem_gb", "memory_gb")) if not row.get(c)]

@@ -40,7 +40,7 @@ def card(hw: Hardware, m: Model, mem: MemoryReport) -> list[str]:
             f"Peak {p.act}: {peak / 1e12:.1f} TFLOPS dense",
             f"Memory BW: {g.bandwidth / 1e9:.0f} GB/s",
             f"Ridge point: {peak / g.bandwidth:.1f} FLOP/byte",
-            f"Memory: {g.memory_bytes / 2**30:.1f} GiB",
+            f"Memory: {g.memory_bytes / 2**30:.1f} GiB ({g.exposed_memory_bytes / 2**30:.2f} exposed)",
             f"Realistic: {hw.bw_efficiency:.0%} BW, {hw.compute_efficiency:.0%} FLOPs, "
             f"+{hw.step_overhead_s * 1e3:.2g} ms/step"]
     kv_seq = mem.kv_bytes_per_token * mem.context
@@ -108,7 +108,7 @@ def gpu_json(hw: Hardware, dtype: str) -> dict:
     """The GPU's figures in SI units, the ridge point at `dtype`."""
     g = hw.gpu
     return {"name": g.name, "display_name": g.display_name, "memory_bytes": g.memory_bytes,
-            "bandwidth_bytes_per_s": g.bandwidth, "peak_flops": dict(g.peaks),
+            "exposed_memory_bytes": g.exposed_memory_bytes, "bandwidth_bytes_per_s": g.bandwidth, "peak_flops": dict(g.peaks),
             "ridge_flop_per_byte": g.ridge(dtype), "source": g.source, "confidence": g.confidence}
 
 

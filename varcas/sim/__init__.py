@@ -1,7 +1,8 @@
 """varcas.sim: a vLLM server simulated on the roofline model, served or in virtual time.
 
-A continuous-batching engine with vLLM's scheduling (FCFS queue, max-num-seqs, token budget,
-chunked prefill on or off, paged KV cache of 16-token blocks, preemption by recompute) whose
+A continuous-batching engine with vLLM's scheduling (vLLM 0.32's by default, V0's with
+--scheduler v0: FCFS queue, max-num-seqs, token budget, chunked prefill on or off, paged KV
+cache of 16-token blocks sized as vLLM sizes it, preemption by recompute) whose
 every step takes the time varcas.roofline predicts for exactly that step's mix. It has no
 hardware numbers of its own. Two clocks drive the same engine:
 

@@ -8,15 +8,21 @@ Each step is planned by schedule(), which returns the step's exact mix; its dura
 roofline's predicted time for that mix (roofline.step_cost(...).time_s, efficiencies and the
 per-step overhead included). The engine carries no hardware numbers of its own.
 
-Scheduling, as vLLM does it:
+Scheduling, as vLLM does it (Setup.scheduler picks the engine):
   * FCFS waiting queue; running set capped by max_num_seqs; per-step token budget
     max_num_batched_tokens.
-  * Chunked prefill off (vLLM V0's default scheduler): if waiting requests can be admitted
-    (budget, max_num_seqs, free KV blocks above the 1% watermark), the step runs only their
-    whole prefills; otherwise it runs one decode token for every running sequence.
-  * Chunked prefill on (vLLM V1's scheduler): running sequences first (decodes, then the
-    next chunk of unfinished prefills, in admission order), then new requests, each taking
-    min(its remaining prompt, the budget left); the step mixes prefill chunks and decodes.
+  * v1, vLLM 0.32's scheduler (v1/core/sched/scheduler.py, Scheduler.schedule): running
+    sequences first, in admission order (decodes and the next chunk of unfinished prefills),
+    then waiting requests into what is left of the budget: with chunked prefill each takes
+    min(its remaining prompt, the budget left), without it a prompt that does not fit whole
+    stops admission. A new request is admitted only if the blocks of its whole sequence are
+    free (scheduler_reserve_full_isl, on by default), though it takes only its chunk's blocks;
+    no watermark (SchedulerConfig.watermark is 0.0). The step mixes prefill chunks and decodes.
+  * v0 with chunked prefill off (vLLM V0's default scheduler): if waiting requests can be
+    admitted (budget, max_num_seqs, free KV blocks above the 1% watermark), the step runs only
+    their whole prefills; otherwise it runs one decode token for every running sequence.
+  * v0 with chunked prefill on: as v1, but admission checks only the chunk's blocks against
+    the watermark.
   * Paged KV cache: a sequence with c tokens in its cache holds ceil(c / 16) blocks; a step
     that adds n tokens first allocates ceil((c + n) / 16) - held blocks.
   * Preemption by recompute: when a running sequence needs a block and none is free, the
@@ -120,6 +126,8 @@ class Engine:
     def __init__(self, setup: Setup):
         self._time_s = roofline.step_cost(setup.hw, setup.model).time_s
         self.chunked = setup.chunked_prefill
+        self.classic = setup.scheduler == "v0" and not setup.chunked_prefill
+        self.whole_sequence_fits = setup.scheduler == "v1"   # V1's admission gate
         self.max_num_seqs = setup.max_num_seqs
         self.budget = setup.max_num_batched_tokens
         self.watermark = setup.watermark_blocks
@@ -157,10 +165,10 @@ class Engine:
     # -- planning -------------------------------------------------------------------------
     def schedule(self) -> Step | None:
         """Plan the next step (allocating its blocks); None when there is nothing to run."""
-        if self.chunked:
-            chunks, decodes, contexts = self._plan_chunked()
-        else:
+        if self.classic:
             chunks, decodes, contexts = self._plan_classic()
+        else:
+            chunks, decodes, contexts = self._plan_mixed()
         if not chunks and not decodes:
             return None
         pairs = [(n, s.computed) for s, n in chunks]
@@ -197,25 +205,36 @@ class Engine:
         self.waiting.extendleft(preempted)   # the oldest victim ends up first
         return [], decodes, contexts
 
-    def _plan_chunked(self):
+    def _plan_mixed(self):
         running, free, preempted = self.running, self.free_blocks, []
         chunks, decodes, contexts = [], [], []
         budget, i = self.budget, 0
         while i < len(running) and budget > 0:
             s = running[i]
-            left = s.prompt + s.generated - s.computed
+            computed = s.computed
+            left = s.prompt + s.generated - computed
+            if left == 1 and s.generated:   # a decode (the common case, kept short): 1 token,
+                if computed % BLOCK_SIZE == 0:   # a new block when it starts one
+                    if free:
+                        free -= 1
+                    else:
+                        free, ok = self._make_room(s, 1, free, preempted)
+                        if not ok:
+                            break
+                    s.blocks += 1
+                decodes.append(s)
+                contexts.append(computed + 1)
+                budget -= 1
+                i += 1
+                continue
             n = min(left, budget)
-            need = blocks_for(s.computed + n) - s.blocks
+            need = blocks_for(computed + n) - s.blocks
             if need:
                 free, ok = self._make_room(s, need, free, preempted)
                 if not ok:
                     break
                 s.blocks += need
-            if left == 1 and s.generated:
-                decodes.append(s)
-                contexts.append(s.computed + 1)
-            else:
-                chunks.append((s, n))
+            chunks.append((s, n))
             budget -= n
             i += 1
         self.free_blocks = free
@@ -236,13 +255,14 @@ class Engine:
                 waiting.popleft()
                 self._dead -= 1
                 continue
-            n = s.prompt + s.generated   # a preempted sequence recomputes its output too
+            total = s.prompt + s.generated   # a preempted sequence recomputes its output too
+            n = total
             if n > budget:
                 if not self.chunked:
                     break
                 n = budget
             need = blocks_for(n)
-            if free - need < floor:
+            if free - (blocks_for(total) if self.whole_sequence_fits else need) < floor:
                 break
             waiting.popleft()
             s.state, s.blocks = RUNNING, need

@@ -3,28 +3,32 @@
 add_engine_flags() builds `varcas sim`'s argparse group from the table; config() turns a
 {setting: value} mapping (typed values, or the strings of a sweep's --param) into a SimConfig
 without any parser; argv() writes settings back as the flags of a `python -m varcas.sim` child.
-Defaults are SimConfig's, so the table carries none of its own. calibrated() puts a calibration
-file's efficiencies and overhead (`--calibration FILE`, varcas.roofline.calibration) under the
-settings given explicitly, which win.
+Defaults are SimConfig's, so the table carries none of its own. A switch is vLLM's
+BooleanOptionalAction: --enable-chunked-prefill / --no-enable-chunked-prefill, unset by default.
+calibrated() puts a calibration file's efficiencies and overhead (`--calibration FILE`,
+varcas.roofline.calibration) under the settings given explicitly, which win.
 """
 from __future__ import annotations
 
 import argparse
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 from ..errors import VarcasError
 from ..roofline import calibration
-from .config import SimConfig, resolve
+from .config import SCHEDULERS, SimConfig, resolve
 
 
 @dataclass(frozen=True)
 class Flag:
-    """One engine setting: the SimConfig field, its value type (bool: a switch), its help."""
+    """One engine setting: the SimConfig field, its value type (bool: a switch), its help, and
+    the values it takes where they are few."""
 
     name: str
     kind: type
     help: str
+    choices: tuple = ()
 
     @property
     def option(self) -> str:
@@ -36,9 +40,13 @@ ENGINE_FLAGS = (
     Flag("gpu", str, "GPU name, or NAME:bw_gbps=...,fp16_tflops=...,mem_gb=... (default t4)"),
     Flag("gpu_file", str, "CSV/JSON of extra or overriding GPUs"),
     Flag("quant", str, "auto, fp16, bf16, fp8, int8, awq, gptq (default awq)"),
-    Flag("max_num_seqs", int, "running sequences cap (default 256)"),
-    Flag("max_num_batched_tokens", int, "tokens per step (default max(max-model-len, 2048); 2048 with chunked prefill)"),
-    Flag("enable_chunked_prefill", bool, "mix prefill chunks and decodes in a step"),
+    Flag("scheduler", str, "v1: vLLM 0.32's engine and defaults (default); v0: vLLM V0's (chunked prefill "
+         "off, max-num-seqs 256, max-num-batched-tokens max(max-model-len, 2048), 1%% watermark)", SCHEDULERS),
+    Flag("max_num_seqs", int, "running sequences cap (default: vLLM's for the GPU, 256 or 1024; v0: 256)"),
+    Flag("max_num_batched_tokens", int, "tokens per step (default: vLLM's for the GPU, 2048, 8192 or 16384, at least "
+         "max-model-len without chunked prefill; v0: max(max-model-len, 2048), 2048 with chunked prefill)"),
+    Flag("enable_chunked_prefill", bool, "split prompts into chunks that share steps with decodes (default: on; "
+         "v0: off)"),
     Flag("gpu_memory_utilization", float, "share of GPU memory for weights + KV (default 0.9)"),
     Flag("max_model_len", int, "context limit (default: the model's max_position_embeddings)"),
     Flag("served_model_name", str, "model id the API serves (default MODEL-QUANT)"),
@@ -59,17 +67,19 @@ def convert(flag: Flag, value) -> object:
             return value == "true"
         raise ValueError(f"values must be true or false, got {value}")
     if flag.kind is str:
+        if flag.choices and str(value) not in flag.choices:
+            raise ValueError(f"must be one of {', '.join(flag.choices)}, got {value}")
         return str(value)
     if isinstance(value, bool):
         raise ValueError(f"not a number: {value!r}")
     if flag.kind is int:
         try:
-            number = int(value)
+            whole = int(value)
         except (TypeError, ValueError):
             raise ValueError(f"not an integer: {value!r}") from None
-        if number < 1 or number != float(value):
+        if whole < 1 or whole != float(value):
             raise ValueError(f"must be an integer >= 1, got {value}")
-        return number
+        return whole
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -90,7 +100,7 @@ def _flag(name: str) -> Flag:
 
 def config(values: dict) -> SimConfig:
     """A SimConfig of these settings (SimConfig's defaults for the rest); VarcasError names a bad one."""
-    out = {}
+    out: dict[str, Any] = {}
     for name, value in values.items():
         flag = _flag(name)
         try:
@@ -101,13 +111,13 @@ def config(values: dict) -> SimConfig:
 
 
 def argv(values: dict) -> list[str]:
-    """The flags of these settings for `python -m varcas.sim` (a switch: present when true).
-    Values are written as given, so a {name} placeholder passes through."""
+    """The flags of these settings for `python -m varcas.sim` (a switch: --name when true,
+    --no-name when false). Values are written as given, so a {name} placeholder passes through."""
     words: list[str] = []
     for name, value in values.items():
         flag = _flag(name)
         if flag.kind is bool:
-            words += [flag.option] if value in (True, "true") else []
+            words += [flag.option] if value in (True, "true") else ["--no-" + flag.option[2:]]
         else:
             words += [flag.option, str(value)]
     return words
@@ -131,7 +141,7 @@ def add_engine_flags(group) -> None:
     defaults = SimConfig()
     for flag in ENGINE_FLAGS:
         if flag.kind is bool:
-            group.add_argument(flag.option, action="store_true", help=flag.help)
+            group.add_argument(flag.option, action=argparse.BooleanOptionalAction, help=flag.help)
         else:
             group.add_argument(flag.option, type=_argtype(flag), default=getattr(defaults, flag.name), help=flag.help)
     group.add_argument("--calibration", metavar="FILE", help="efficiencies and per-step overhead fitted by varcas "
@@ -156,12 +166,12 @@ def from_args(args) -> SimConfig:
     return config(calibrated(given, args.calibration))
 
 
-SIM_CHOICES = ("model", "gpu", "quant", "max_num_seqs")  # what a command that targets the simulator lets one pick
+SIM_CHOICES = ("model", "gpu", "quant", "scheduler", "max_num_seqs")  # what a command targeting the simulator picks
 
 
 def add_sim_choice_flags(group) -> None:
-    """--sim-model, --sim-gpu, --sim-quant, --sim-max-num-seqs: the simulator a command targets
-    when it is given no server (unset: the simulator's defaults)."""
+    """--sim-model, --sim-gpu, --sim-quant, --sim-scheduler, --sim-max-num-seqs: the simulator a
+    command targets when it is given no server (unset: the simulator's defaults)."""
     for name in SIM_CHOICES:
         flag = BY_NAME[name]
         group.add_argument("--sim-" + flag.option[2:], dest="sim_" + name, type=_argtype(flag),
