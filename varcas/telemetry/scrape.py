@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 import selectors
 import signal
@@ -43,6 +44,7 @@ from ..serve.spawn import child_env, die_with_parent
 from ..signals import held
 from . import nvml
 
+NICENESS = 10  # how much lower the scraper runs than the load generator (bench/bench_telemetry.py)
 READY_WAIT_S = 5.0  # for the first samples, at most
 MAX_BYTES = 16 << 20  # one exposition, at most (vLLM's is ~50-200 KB, dcgm-exporter's less); larger is not read
 STOP_WAIT_S = 10.0
@@ -316,6 +318,7 @@ def main() -> int:
     """The scraper process: settings as JSON on stdin; prints "ready" once every source has been
     sampled once, and its report (per source) as its last line when it ends."""
     cfg = json.loads(sys.stdin.read())
+    os.nice(NICENESS)  # the client being measured wins every contest for a core
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the load generator decides when we stop
