@@ -17,7 +17,8 @@
 2. Virtual time (target: one hour of chat_medium, ~72,000 requests, in < 30 s), run directory
    written, for the issue's offline example (llama-2-7b-awq on a T4, max-num-seqs 8,
    chat_medium at its 20 RPS: saturated, so clients time out and steps are few and long) and
-   for a server that keeps up (an H100, max-num-seqs 256: ~570,000 steps, ~15M tokens).
+   for a server that keeps up (an H100, max-num-seqs 256, vLLM 0.32's chunked scheduling: ~559,000
+   steps, ~15M tokens; ~571,000 with --scheduler v0).
    Baseline, same run: the roofline alone, i.e. step_cost().time_s over the same step mixes
    (uniform contexts), with no scheduling, token bookkeeping or I/O.
 Figures are medians of `--repeats` interleaved runs.
