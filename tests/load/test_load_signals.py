@@ -28,7 +28,7 @@ def wait_for(path, timeout_s=20.0) -> None:
         time.sleep(0.001)
 
 
-def assert_consistent(out, proc, stderr) -> None:
+def assert_consistent(out, proc, stderr, sig) -> None:
     assert "Traceback" not in stderr, stderr
     if not out.exists():  # the signal came before the run directory existed
         # 130 with one line; or killed by the signal before varcas handled it (no output), or, at
@@ -61,7 +61,7 @@ def test_an_ending_signal_at_any_moment_keeps_the_run_consistent(tmp_path, serve
         _, stderr = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert_consistent(out, proc, stderr)
+    assert_consistent(out, proc, stderr, sig)
     if when == "mid-run":
         assert read_manifest(out)["counts"]["recorded"] > 0
 
