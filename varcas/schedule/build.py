@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-import orjson
 
 from ..errors import VarcasError
 from .arrivals import (
@@ -56,7 +55,7 @@ from .arrivals import (
     ramp_offsets,
     ramp_rates,
 )
-from .dataset_files import read_burstgpt
+from .dataset_files import jsonl_objects, read_burstgpt
 from .shapes import Shape, conversations_for, prompt_lengths, think_times
 from .workloads import INT32_MAX, LengthDist, Workload
 
@@ -324,13 +323,7 @@ def _trace_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
 
 
 def _jsonl_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
-    for lineno, line in enumerate(f, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            raise VarcasError(f"trace file {path} line {lineno}: invalid JSON: {e}") from None
+    for lineno, obj in jsonl_objects(f, f"trace file {path}"):
         if not isinstance(obj, dict):
             raise VarcasError(f"trace file {path} line {lineno}: expected a JSON object")
         for key in TRACE_FIELDS:

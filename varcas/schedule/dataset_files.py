@@ -150,14 +150,20 @@ def read_custom(path: str | Path, need_output: bool) -> list[tuple[str, int]]:
     return rows
 
 
-def _custom_rows(f: IO[str], path: Path, need_output: bool) -> Iterator[tuple[str, int]]:
+def jsonl_objects(f: IO[str], what: str) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value) of every non-blank line of a JSON Lines file; invalid JSON
+    is a one-line VarcasError naming `what` (e.g. "trace file P") and the line."""
     for lineno, text in enumerate(f, 1):
         if not text.strip():
             continue
         try:
-            row = orjson.loads(text)
+            yield lineno, orjson.loads(text)
         except orjson.JSONDecodeError as exc:
-            raise VarcasError(f"custom dataset {path} line {lineno}: invalid JSON ({exc})") from None
+            raise VarcasError(f"{what} line {lineno}: invalid JSON ({exc})") from None
+
+
+def _custom_rows(f: IO[str], path: Path, need_output: bool) -> Iterator[tuple[str, int]]:
+    for lineno, row in jsonl_objects(f, f"custom dataset {path}"):
         prompt = row.get("prompt") if isinstance(row, dict) else None
         if not isinstance(prompt, str) or not prompt:
             raise VarcasError(f"custom dataset {path} line {lineno}: needs a non-empty \"prompt\" string")
