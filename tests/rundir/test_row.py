@@ -98,3 +98,14 @@ def test_a_missing_or_misspelt_column_fails_at_the_call(tmp_path):
         rec.record(*FULL.values())
     assert rec.pending == 0  # nothing half-appended
     rec.close()
+
+
+def test_wall_clock_maps_the_run_clock_through_the_anchor():
+    import numpy as np
+
+    from varcas.rundir import wall_clock_ns
+
+    manifest = {"clock_anchor": {"monotonic_ns": 5_000, "unix_ns": 1_700_000_000_000_000_000}}
+    assert wall_clock_ns(manifest, 5_000) == 1_700_000_000_000_000_000
+    assert np.array_equal(wall_clock_ns(manifest, np.array([5_000, 6_500], np.int64)),
+                          np.array([1_700_000_000_000_000_000, 1_700_000_000_000_001_500]))

@@ -37,6 +37,13 @@ ERROR_KINDS = ("connect", "timeout", "http", "protocol", "truncated", "cancelled
 REQUEST_SCHEMA = pa.schema(REQUEST_FIELDS, metadata={b"varcas.schema_version": str(SCHEMA_VERSION).encode()})
 
 
+def wall_clock_ns(manifest: dict, t_ns):
+    """Unix ns of CLOCK_MONOTONIC times of this run (a number or a numpy array), through the
+    manifest's clock anchor: the pair of readings of both clocks taken together at its start."""
+    anchor = manifest["clock_anchor"]
+    return t_ns - anchor["monotonic_ns"] + anchor["unix_ns"]
+
+
 def write_json(path: Path, data) -> None:
     """Write a JSON file atomically (temp file + rename), so a crash never leaves half a file."""
     path = Path(path)
