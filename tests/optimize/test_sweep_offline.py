@@ -1,15 +1,16 @@
 """`varcas optimize` on the offline simulator: layout, comparison, resume, bad input."""
 import json
+import re
 
 import pytest
 
 from tests.load.helpers import varcas_cli
 from varcas import rundir
 from varcas.errors import VarcasError
-from varcas.results import sweepdir
 from varcas.optimize.backend import BackendSpec
 from varcas.optimize.params import parse_param
 from varcas.optimize.sweep import SweepSpec, run_sweep
+from varcas.results import sweepdir
 from varcas.results.comparison import comparison
 
 
@@ -23,6 +24,9 @@ def test_sweep_writes_the_layout_and_resumes_without_rerunning(tmp_path):
     out = tmp_path / "sw"
     lines = []
     run_sweep(spec(out), say=lines.append)
+    starts = [line for line in lines if ": starting" in line]
+    assert starts[0] == "[1/2] max_num_seqs-2: starting"  # nothing has run: no estimate yet
+    assert re.fullmatch(r"\[2/2\] max_num_seqs-16: starting \(\d+ s elapsed, about \d+ s left\)", starts[1])
     meta = json.loads((out / "sweep.json").read_text())
     assert meta["configs"] == [["max_num_seqs-2", {"max_num_seqs": "2"}], ["max_num_seqs-16", {"max_num_seqs": "16"}]]
     for cid, n in (("max_num_seqs-2", 2), ("max_num_seqs-16", 16)):

@@ -14,6 +14,7 @@ when the sweep ends, finished or interrupted.
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -102,6 +103,7 @@ def _now() -> str:
 def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
     """Run (or resume) the sweep; returns its directory. Raises SweepInterrupted on Ctrl-C/SIGTERM."""
     out = prepare(spec)
+    started, ran = time.monotonic(), 0
     with interrupts_raise() as rearm:
         for n, (cid, params) in enumerate(spec.configs, 1):
             state = sweepdir.read_config(out, cid)
@@ -109,8 +111,9 @@ def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
                     sweepdir.run_complete(out / cid / name) for name in spec.names.values()):
                 say(f"[{n}/{len(spec.configs)}] {cid}: done earlier, skipped")
                 continue
-            say(f"[{n}/{len(spec.configs)}] {cid}: starting")
+            say(f"[{n}/{len(spec.configs)}] {cid}: starting{_progress(time.monotonic() - started, ran, spec, n)}")
             state = _run_config(spec, out, cid, params, console, rearm, say)
+            ran += 1
             say(f"[{n}/{len(spec.configs)}] {cid}: {state['status']}"
                 + (f" ({state['reason']})" if state.get("reason") else ""))
             for line in state.get("log_tail", [])[-LOG_LINES_SHOWN:]:
@@ -120,6 +123,19 @@ def run_sweep(spec: SweepSpec, console=None, say=print) -> Path:
                 raise SweepInterrupted(cid)
     _conclude(out)
     return out
+
+
+def _progress(elapsed_s: float, ran: int, spec: SweepSpec, n: int) -> str:
+    """' (12 min elapsed, about 30 min left)': the time left from the configurations run so far
+    (each one's time alike); nothing before the first has run."""
+    if not ran:
+        return ""
+    left = elapsed_s / ran * (len(spec.configs) - n + 1)
+    return f" ({_minutes(elapsed_s)} elapsed, about {_minutes(left)} left)"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def _conclude(out: Path) -> None:
