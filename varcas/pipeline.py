@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from . import rundir
+from . import roofline, rundir
 from .clikit import OneLineParser
 from .errors import EXIT_INTERRUPTED, VarcasError
 from .load.flags import SWEEP_CHANGES, add_load_flags
@@ -31,7 +31,6 @@ from .optimize.render import print_comparison
 from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
 from .results import files, sweepdir
 from .results.comparison import read_comparison
-from .results.explain import DEFAULT_MAX_NUM_SEQS
 from .roofline.calibration import calibrated_hardware
 from .schedule.workloads import load_workload
 
@@ -59,8 +58,6 @@ def build_parser(prog: str) -> OneLineParser:
 
 
 def _check(args) -> tuple[BackendSpec, tuple, list]:
-    from . import roofline
-
     if any(getattr(args, f"sim_{k}") is not None for k in ("model", "gpu", "quant")):
         raise VarcasError("pipeline: --model/--gpu/--quant say what the simulator runs; drop the --sim-* flags")
     m = roofline.model(args.model, args.quant)  # unknown model or quantization: one line, now
@@ -142,8 +139,6 @@ def _target_text(spec: BackendSpec, args) -> str:
 def _roofline(args, rdir: Path) -> dict:
     """The static roofline of the model and GPU (`varcas roofline`'s), with the --calibration's
     efficiencies and overhead and the --ncu kernels if any, its text and JSON kept."""
-    from . import roofline
-
     m = roofline.model(args.model, args.quant)
     hw = calibrated_hardware(args.gpu, None, args.calibration, m)
     batches = sorted({int(b) for b in args.batch_sizes.split(",")})
@@ -163,7 +158,8 @@ def _sweep_spec(spec: BackendSpec, args, workloads, params: list, goodput, out: 
 def _load(spec: BackendSpec, args, workloads, goodput, ldir: Path, console) -> dict:
     """A load test per workload against one server: a one-configuration sweep (vLLM's default
     max_num_seqs where varcas starts the server; the server as it stands for --url)."""
-    params = [] if spec.url else [("max_num_seqs", (str(DEFAULT_MAX_NUM_SEQS),))]
+    default = roofline.vllm_batch_defaults(roofline.gpu(args.gpu))[1]
+    params = [] if spec.url else [("max_num_seqs", (str(default),))]
     sweep = _sweep_spec(spec, args, workloads, params, goodput, ldir)
     run_sweep(sweep, console, say=console.print)
     (cid, _), = sweep.configs

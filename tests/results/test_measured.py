@@ -219,3 +219,15 @@ def test_on_the_simulator_decode_moves_bytes_at_its_bandwidth_efficiency(tmp_pat
     assert step.realistic_time_s == pytest.approx(step.bytes / (setup.hw.gpu.bandwidth * 0.5))  # memory-bound
     assert p["bandwidth_fraction"] == pytest.approx(0.5, rel=0.05)
     assert p["step_ratio"] == pytest.approx(1.0, rel=0.05)
+
+
+def test_the_batch_of_an_unset_max_num_seqs_is_vllms_default_on_that_gpu():
+    from varcas import roofline
+    from varcas.results.explain import batch_of
+
+    assert batch_of({}, {}, roofline.gpu("t4")) == 256
+    assert batch_of({}, {}, roofline.gpu("h100")) == 1024
+    assert batch_of({}, {}, roofline.gpu("a100-80gb")) == 256  # vLLM keeps A100s on the small defaults
+    assert batch_of({}, {"scheduler": "v0"}, roofline.gpu("h100")) == 256
+    assert batch_of({"max_num_seqs": "8"}, {"max_num_seqs": 4}, roofline.gpu("h100")) == 8
+    assert batch_of({}, {"max_num_seqs": 4}, roofline.gpu("h100")) == 4

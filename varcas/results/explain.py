@@ -19,13 +19,15 @@ from ..errors import VarcasError
 from .digest import Digest
 from .measured import context_of, decode_point
 
-DEFAULT_MAX_NUM_SEQS = 256  # vLLM's
+V0_MAX_NUM_SEQS = 256  # vLLM's before 0.32's GPU-dependent defaults (the simulator's --scheduler v0)
 EFFICIENCIES = ("bw_efficiency", "compute_efficiency")  # the simulator's settings that are Hardware's fields
 
 
-def batch_of(params: dict, sim: dict) -> int:
-    """The configuration's max_num_seqs (param, else simulator flag, else vLLM's default)."""
-    value = params.get("max_num_seqs", sim.get("max_num_seqs", DEFAULT_MAX_NUM_SEQS))
+def batch_of(params: dict, sim: dict, gpu: roofline.GPU) -> int:
+    """The configuration's max_num_seqs: its param, else the simulator's setting, else vLLM 0.32's
+    default on this GPU (256, or 1024 on 70 GiB and larger GPUs but A100s; 256 with --scheduler v0)."""
+    default = V0_MAX_NUM_SEQS if sim.get("scheduler") == "v0" else roofline.vllm_batch_defaults(gpu)[1]
+    value = params.get("max_num_seqs", sim.get("max_num_seqs", default))
     try:
         return max(1, int(value))
     except ValueError:
@@ -53,7 +55,7 @@ def explain(rows: list[dict], digests: dict[str, Digest], model: str, gpu: str, 
         if "metrics" not in r or d is None or d.mean_input_tokens is None:
             continue
         hw = hardware_of(gpu, {**sim, **r["params"]})
-        batch = batch_of(r["params"], sim)
+        batch = batch_of(r["params"], sim, hw.gpu)
         context = context_of(d)
         ceiling = roofline.decode(hw, m, batch, context)
         pre = roofline.prefill(hw, m, 1, max(1, round(d.mean_input_tokens)))
