@@ -37,7 +37,6 @@ with the same seed and rate.
 """
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,7 @@ from .arrivals import (
     ramp_offsets,
     ramp_rates,
 )
-from .dataset_files import jsonl_objects, read_burstgpt
+from .dataset_files import csv_columns, jsonl_objects, read_burstgpt
 from .shapes import Shape, conversations_for, prompt_lengths, think_times
 from .workloads import INT32_MAX, LengthDist, Workload
 
@@ -333,24 +332,13 @@ def _jsonl_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
 
 
 def _csv_rows(f: Any, path: Path) -> Iterator[tuple[float, int, int]]:
-    reader = csv.reader(f)
-    header = next((row for row in reader if any(c.strip() for c in row)), None)
-    if header is None:
+    if not any(line.strip() for line in f):  # nothing but blank lines: no rows (read_trace says so)
         return
-    names = [c.strip() for c in header]
-    missing = [k for k in TRACE_FIELDS if k not in names]
-    if missing:
-        raise VarcasError(f"trace file {path} line {reader.line_num}: header lacks "
-                          f"{', '.join(missing)} (need {','.join(TRACE_FIELDS)})")
-    cols = [names.index(k) for k in TRACE_FIELDS]
-    for row in reader:
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) < len(names):
-            raise VarcasError(f"trace file {path} line {reader.line_num}: "
-                              f"{len(row)} columns, the header has {len(names)}")
+    f.seek(0)
+    cols, rows = csv_columns(f, f"trace file {path}", TRACE_FIELDS)
+    for line, row in rows:
         offset, inp, out = (row[c].strip() for c in cols)
-        yield _trace_row(path, reader.line_num, _parse(float, offset), _parse(int, inp), _parse(int, out))
+        yield _trace_row(path, line, _parse(float, offset), _parse(int, inp), _parse(int, out))
 
 
 def _parse(kind: type, text: str) -> Any:

@@ -193,27 +193,39 @@ def read_burstgpt(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return np.frombuffer(times, np.float64), np.frombuffer(inputs, np.int32), np.frombuffer(outputs, np.int32)
 
 
-def _burstgpt_rows(f: IO[str], path: Path) -> Iterator[tuple[float, int, int]]:
+def csv_columns(f: IO[str], what: str, need: tuple[str, ...]) -> tuple[list[int], Iterator[tuple[int, list[str]]]]:
+    """The column index of each name in `need` from a CSV's header (its first non-blank row), and
+    its later non-blank rows as (line number, cells); a header without them, or a row shorter
+    than the header, is a one-line VarcasError naming `what` and the line."""
     reader = csv.reader(f)
-    header = [c.strip() for c in next(reader, [])]
-    missing = [c for c in BURSTGPT_COLUMNS if c not in header]
+    header = next((row for row in reader if any(c.strip() for c in row)), [])
+    names = [c.strip() for c in header]
+    missing = [k for k in need if k not in names]
     if missing:
-        raise VarcasError(f"BurstGPT file {path} line 1: header lacks {', '.join(missing)} "
-                          f"(need {','.join(BURSTGPT_COLUMNS)})")
-    ts, model, req, resp = (header.index(c) for c in BURSTGPT_COLUMNS)
-    for row in reader:
-        if not any(c.strip() for c in row):
-            continue
-        if len(row) < len(header):
-            raise VarcasError(f"BurstGPT file {path} line {reader.line_num}: {len(row)} columns, "
-                              f"the header has {len(header)}")
+        raise VarcasError(f"{what} line {reader.line_num or 1}: header lacks {', '.join(missing)} "
+                          f"(need {','.join(need)})")
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        for row in reader:
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) < len(names):
+                raise VarcasError(f"{what} line {reader.line_num}: {len(row)} columns, the header has {len(names)}")
+            yield reader.line_num, row
+
+    return [names.index(k) for k in need], rows()
+
+
+def _burstgpt_rows(f: IO[str], path: Path) -> Iterator[tuple[float, int, int]]:
+    (ts, model, req, resp), rows = csv_columns(f, f"BurstGPT file {path}", BURSTGPT_COLUMNS)
+    for line, row in rows:
         try:
             t, n_in, n_out = float(row[ts]), int(row[req]), int(row[resp])
         except ValueError:
-            raise VarcasError(f"BurstGPT file {path} line {reader.line_num}: Timestamp must be a number and "
+            raise VarcasError(f"BurstGPT file {path} line {line}: Timestamp must be a number and "
                               f"the token counts integers, got {row[ts]!r}, {row[req]!r}, {row[resp]!r}") from None
         if not 0 <= t < 1e9 or n_in < 0 or n_out < 0 or max(n_in, n_out) >= 1 << 31:
-            raise VarcasError(f"BurstGPT file {path} line {reader.line_num}: Timestamp and token counts "
+            raise VarcasError(f"BurstGPT file {path} line {line}: Timestamp and token counts "
                               f"must be >= 0, got {row[ts]!r}, {row[req]!r}, {row[resp]!r}")
         if row[model].strip() == BURSTGPT_MODEL and n_out > 0 and n_in > 0:
             yield t, n_in, n_out
