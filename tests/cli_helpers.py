@@ -10,3 +10,10 @@ def cli(capsys, *args):
         code = exc.code
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+# The seed's worked example (llama-2-7b AWQ on a T4), which tests pin where they were written for
+# its limits: the simulator's default target is a larger one (varcas.sim.config).
+T4 = {"model": "llama-2-7b", "gpu": "t4", "quant": "awq"}
+T4_FLAGS = ("--model", "llama-2-7b", "--gpu", "t4", "--quant", "awq")
+T4_SIM_FLAGS = ("--sim-model", "llama-2-7b", "--sim-gpu", "t4", "--sim-quant", "awq")

@@ -10,13 +10,22 @@ others still run; rerunning the command skips what finished):
                 started server (or the simulator) runs with vLLM's default --max-num-seqs
   3. sweep      the batch sweep, max_num_seqs over --batch-sizes (DIR/sweep/, varcas optimize's
                 layout); needs a server varcas can restart: --server-cmd or the simulator
-  4. report     DIR/report.html and DIR/REPORT.md
+  4. capacity   the same configurations (the sweep's, else the load step's one), each at its own
+                capacity under the SLOs (--goodput, else ttft:1000 tpot:100, for --attainment of
+                requests): a capacity search per configuration and workload starting from what
+                the sweep measured, its highest passing run kept (DIR/capacity/, a sweep directory
+                whose runs sit at each configuration's capacity), so configurations are compared at
+                rates they sustain. --capacity auto (default) runs it when the earlier steps left
+                the interactive or balanced use case without a configuration (nothing kept up with
+                the workload's rate); always; never
+  5. report     DIR/report.html and DIR/REPORT.md
 Without --url or --server-cmd the target is varcas's simulated vLLM server running the same
 model, GPU and quantization, and every output says so. --calibration FILE (varcas calibrate's
 fit) sets the efficiencies and per-step overhead of the roofline step and of the simulator.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,14 +36,17 @@ from .clikit import OneLineParser
 from .errors import EXIT_INTERRUPTED, VarcasError
 from .load.flags import SWEEP_CHANGES, add_load_flags
 from .optimize.backend import BackendSpec, add_backend_flags, backend_spec
+from .optimize.capacity import slo_text
 from .optimize.render import print_comparison
-from .optimize.sweep import SweepInterrupted, SweepSpec, run_sweep
-from .results import files, sweepdir
+from .optimize.sweep import CapacityPlan, SweepInterrupted, SweepSpec, run_sweep
+from .results import compare, files, sweepdir
 from .results.comparison import read_comparison
 from .roofline.calibration import calibrated_hardware
 from .schedule.workloads import load_workload
 
 DEFAULT_BATCHES = "1,2,4,8,16,32"
+CAPACITY_MODES = ("auto", "always", "never")
+LATENCY_USE_CASES = ("interactive", "balanced")
 
 
 def build_parser(prog: str) -> OneLineParser:
@@ -51,7 +63,13 @@ def build_parser(prog: str) -> OneLineParser:
     w.add_argument("--batch-sizes", default=DEFAULT_BATCHES, help=f"max_num_seqs values to sweep (default {DEFAULT_BATCHES})")
     add_load_flags(w, ("duration_s", "rps", "seed", "clip_to_context", "out", "quiet"), **{**SWEEP_CHANGES, "out": {
         "required": True, "help": "pipeline directory (rerun the same command to resume)"}})
-    w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100")
+    w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100 (default for the "
+                   "capacity step and the interactive use case: ttft:1000 tpot:100)")
+    w.add_argument("--capacity", choices=CAPACITY_MODES, default="auto",
+                   help="compare configurations at their own capacity under the SLOs: auto (default: when no "
+                   "configuration kept up with a workload's rate), always, never")
+    w.add_argument("--attainment", type=float, default=0.99,
+                   help="share of requests that must meet every SLO at a configuration's capacity (default 0.99)")
     w.add_argument("--ncu", metavar="FILE.csv", help="kernels measured by Nsight Compute (ncu --csv --page raw) "
                    "for the roofline step and the report's roofline chart (docs/roofline.md)")
     return p
@@ -76,6 +94,8 @@ def _check(args) -> tuple[BackendSpec, tuple, list]:
         raise VarcasError(f"--batch-sizes: expected integers like 1,2,4,8, got {args.batch_sizes!r}") from None
     if not workloads or not batches or batches[0] < 1:
         raise VarcasError("pipeline: need at least one workload and batch sizes >= 1")
+    if not 0 < args.attainment <= 1:
+        raise VarcasError(f"--attainment must be in (0, 1], got {args.attainment:g}")
     return spec, workloads, batches
 
 
@@ -104,20 +124,22 @@ def run(args) -> int:
 
         goodput = check_goodput(parse_goodput(args.goodput))
     try:
-        console.print(f"1/4 roofline: {args.model} ({args.quant}) on {args.gpu}")
+        console.print(f"1/5 roofline: {args.model} ({args.quant}) on {args.gpu}")
         state["steps"]["roofline"] = _roofline(args, out / "roofline")
         save()
-        console.print(f"2/4 load tests against {state['target']}")
+        console.print(f"2/5 load tests against {state['target']}")
         state["steps"]["load"] = _load(spec, args, workloads, goodput, out / "load", console)
         save()
-        console.print(f"3/4 batch sweep, max_num_seqs in {batches}")
+        console.print(f"3/5 batch sweep, max_num_seqs in {batches}")
         state["steps"]["sweep"] = _sweep(spec, args, workloads, batches, goodput, out / "sweep", console)
+        save()
+        state["steps"]["capacity"] = _capacity(spec, args, workloads, batches, goodput, out, console)
         save()
     except (KeyboardInterrupt, SweepInterrupted):
         save()
         console.print(f"interrupted: what finished is kept in {out}; rerun the same command to resume", style="yellow")
         return EXIT_INTERRUPTED
-    console.print("4/4 report")
+    console.print("5/5 report")
     from .report import write_report
 
     html, md = write_report(out)
@@ -182,3 +204,42 @@ def _sweep(spec: BackendSpec, args, workloads, batches, goodput, sdir: Path, con
     run_sweep(_sweep_spec(spec, args, workloads, params, goodput, sdir), console, say=console.print)
     print_comparison(read_comparison(sdir), console)
     return {"status": "complete", "dir": sdir.name}
+
+
+def _capacity(spec: BackendSpec, args, workloads, batches, goodput, out: Path, console) -> dict:
+    """Step 4: the configurations of the sweep (else of the load step) each at its own capacity,
+    when --capacity says so; every search starts at what that configuration finished before."""
+    earlier = out / ("load" if spec.url else "sweep")
+    before = read_comparison(earlier)
+    unanswered = {w: [r["reason"] for r in entry["recommendations"]
+                      if r["use_case"] in LATENCY_USE_CASES and r["config"] is None]
+                  for w, entry in before["workloads"].items()}
+    unanswered = {w: why for w, why in unanswered.items() if why}
+    if args.capacity == "never" or (args.capacity == "auto" and not unanswered):
+        why = ("--capacity never" if args.capacity == "never" else
+               "--capacity auto: every workload has an interactive and a balanced configuration at its rate")
+        console.print(f"4/5 capacity: skipped ({why})")
+        return {"status": "skipped", "reason": why}
+    slos = goodput or compare.DEFAULT_SLO_MS
+    if unanswered:
+        console.print(f"4/5 capacity: {'; '.join(f'{w}: {why[0]}' for w, why in unanswered.items())}")
+    console.print(f"4/5 capacity of each configuration under {slo_text(slos, args.attainment)}")
+    plan = CapacityPlan(slos=slos, attainment=args.attainment, start_rps=_start_rates(before))
+    params = [] if spec.url else [("max_num_seqs", tuple(str(b) for b in batches))]
+    run_sweep(replace(_sweep_spec(spec, args, workloads, params, goodput, out / "capacity"), capacity=plan),
+              console, say=console.print)
+    print_comparison(read_comparison(out / "capacity"), console)
+    return {"status": "complete", "dir": "capacity", "slo_ms": slos, "attainment": args.attainment}
+
+
+def _start_rates(comparison: dict) -> dict:
+    """(config, workload) -> the rate to start its capacity search: what it finished per second
+    where it fell behind (90% of it: under its SLOs it sustains less than flat out), else the
+    rate it kept up with."""
+    starts = {}
+    for w, entry in comparison["workloads"].items():
+        for r in entry["rows"]:
+            done, offered = (r.get("metrics") or {}).get("request_throughput"), r.get("offered_rps")
+            if done and offered:
+                starts[(r["config"], w)] = 0.9 * done if r["overloaded"] or not r["steady"] else offered
+    return starts

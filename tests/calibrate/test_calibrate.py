@@ -169,8 +169,9 @@ def test_optimize_and_pipeline_take_the_calibration(tmp_path):
 
     path = write(tmp_path / "cal.json")
     args = build_parser("varcas optimize").parse_args(
-        ["--offline", "--sim-gpu", "h100", "--sim-quant", "awq", "--calibration", str(path), "--out", "x"])
-    assert spec_from_args(args).backend.sim == {"gpu": "h100", "quant": "awq", **TRUTH}
+        ["--offline", "--sim-model", "llama-2-7b", "--sim-gpu", "h100", "--sim-quant", "awq", "--calibration", str(path),
+         "--out", "x"])
+    assert spec_from_args(args).backend.sim == {"model": "llama-2-7b", "gpu": "h100", "quant": "awq", **TRUTH}
     args = pipeline.build_parser("varcas pipeline").parse_args(
         ["--model", "llama-2-7b", "--gpu", "h100", "--quant", "awq", "--offline", "--calibration", str(path),
          "--out", str(tmp_path / "p")])
@@ -187,8 +188,8 @@ def test_sweep_and_pipeline_directories_give_every_run(tmp_path, capsys):
     from varcas.results import files
 
     sweep = tmp_path / "p" / "sweep"
-    code, _, err = cli(capsys, "optimize", "--offline", "--sim-gpu", "h100", "--calibration", write(tmp_path / "c.json"),
-                       "--param", "max_num_seqs=1,8", "--workload", "chat_low", "--duration", "20", "--quiet",
+    code, _, err = cli(capsys, "optimize", "--offline", "--sim-model", "llama-2-7b", "--sim-gpu", "h100",
+                       "--sim-quant", "awq", "--calibration", write(tmp_path / "c.json"), "--param", "max_num_seqs=1,8", "--workload", "chat_low", "--duration", "20", "--quiet",
                        "--out", sweep)
     assert code == 0, err
     files.write(tmp_path / "p", files.PIPELINE, {})

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import varcas.targets.offline
-from tests.cli_helpers import cli
+from tests.cli_helpers import T4, T4_SIM_FLAGS, cli
 from varcas.analyze import load_run, summarize
 from varcas.errors import VarcasError
 from varcas.load.runner import LoadConfig
@@ -39,7 +39,7 @@ SPEC = SearchSpec(slos=SLOS, attainment=0.99, start_rps=20.0, min_rps=0.1, max_r
 RATES = [20.0, 10.0, 5.0, 2.5, 1.25, 0.625, 0.8839, 1.051, 0.9638, 1.006]
 CAPACITY, ABOVE = 1.006, 1.051   # vLLM 0.32's engine (chunked prefill); V0's passed 0.9638, failed 1.006
 KNEE = (0.9638, 1.006)   # where goodput stops tracking offered load: just below the capacity
-SIM_FLAGS = ["--offline", "--sim-gpu", "t4", "--sim-max-num-seqs", "8"]
+SIM_FLAGS = ["--offline", *T4_SIM_FLAGS, "--sim-max-num-seqs", "8"]
 
 
 def simulated(rate: float, run_dir: Path, **load) -> Path:
@@ -242,7 +242,7 @@ def test_cli_prints_each_step_a_table_and_the_capacity(capsys, searched, tmp_pat
     doc = json.loads(out)  # stdout is the JSON alone; the console went to stderr
     assert doc == json.loads((tmp_path / "c" / CAPACITY_FILE).read_text())
     assert doc["spec"]["load"] == {"workload": "chat_medium", "duration_s": 60.0, "seed": 0, "target": {
-        "kind": "offline", "url": None, "server_cmd": None, "sim": {"gpu": "t4", "max_num_seqs": 8}}}
+        "kind": "offline", "url": None, "server_cmd": None, "sim": {**T4, "max_num_seqs": 8}}}
     assert doc["spec"]["backend"].startswith("simulated offline (virtual time): llama-2-7b-awq on T4")
     assert [s["rate_rps"] for s in doc["steps"]] == RATES and doc["result"]["capacity_rps"] == CAPACITY
     assert [{k: v for k, v in s.items() if k not in ("run_dir", "reused")} for s in doc["steps"]] == \

@@ -8,14 +8,16 @@ from varcas.results import compare
 from varcas.results.digest import Digest, Timeline
 
 
-def fake_digest(tput, ttft99, tpot99, *, overloaded=False, steady=True, rps=1.0):
+def fake_digest(tput, ttft99, tpot99, *, overloaded=False, steady=True, rps=1.0, needed=None,
+                offered=None):
     block = {"output_throughput": tput, "request_throughput": rps, "request_goodput": None,
              "median_ttft_ms": ttft99 / 2, "p99_ttft_ms": ttft99, "median_tpot_ms": tpot99 / 2, "p99_tpot_ms": tpot99,
              "median_e2el_ms": 1000.0, "p99_e2el_ms": 2000.0}
     return Digest(key={}, run="w", path="/x", workload="w", scope="steady",
                   summary={"steady": block, "warnings": [],
-                           "verdict": {"overloaded": overloaded, "steady_state": steady, "text": "t"}},
-                  offered_rps=rps, mean_in_flight=4.0, mean_input_tokens=200.0, mean_output_tokens=100.0,
+                           "verdict": {"overloaded": overloaded, "steady_state": steady, "text": "t",
+                                               "needed_duration_s": needed}},
+                  offered_rps=offered or rps, mean_in_flight=4.0, mean_input_tokens=200.0, mean_output_tokens=100.0,
                   cdf_percents=(), cdf_ms={}, timeline=Timeline((), (), (), (), (), ()))
 
 
@@ -78,14 +80,18 @@ def test_cost_divides_by_the_gpus_a_server_uses():
 
 
 def test_when_nothing_kept_up_latency_use_cases_have_no_answer_and_throughput_is_capacity():
-    rows = rows_for({"1": (50.0, 9e4, 15.0, {"overloaded": True}), "8": (90.0, 5e4, 20.0, {"steady": False}),
-                     "16": (89.0, 4e4, 25.0, {"overloaded": True})})
+    rows = rows_for({"1": (50.0, 9e4, 15.0, {"overloaded": True, "rps": 0.4, "offered": 20.0}),
+                     "8": (90.0, 5e4, 20.0, {"steady": False, "needed": 130.0}),
+                     "16": (89.0, 4e4, 25.0, {"overloaded": True, "rps": 0.8, "offered": 20.0})})
     recs = {r["use_case"]: r for r in compare.recommend(rows, {})}
     assert recs["interactive"]["config"] is None and recs["balanced"]["config"] is None
-    assert "no steady state: 1, 8, 16" in recs["interactive"]["reason"] and "sweep-rate" in recs["interactive"]["reason"]
-    assert recs["throughput"]["config"] == "8" and recs["cost"]["config"] == "8"  # no tie-break on queue latency
+    why = recs["interactive"]["reason"]
+    assert "overloaded at 20 req/s offered, finishing 1 0.4 req/s, 16 0.8 req/s" in why and "sweep-rate" in why
+    assert "no steady state in runs this short (8): rerun with --duration 130 s or more" in why
+    # never from a run without a steady state: 8 had the most throughput but its run was too short
+    assert recs["throughput"]["config"] == "16" and recs["cost"]["config"] == "16"
     assert "while saturated" in recs["throughput"]["reason"] and "TTFT" not in recs["throughput"]["reason"]
-    assert "90 tok/s" in recs["throughput"]["reason"]
+    assert "89 tok/s" in recs["throughput"]["reason"]
 
 
 def test_failed_configuration_has_a_row_without_figures():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import T4_FLAGS
 from varcas.optimize.server import ServerStartError, free_port, launch, port_in_use
 from varcas.serve.spawn import (
     child_env,  # children that import varcas need it on PYTHONPATH
@@ -220,7 +221,7 @@ def test_keyboard_interrupt_while_waiting_stops_the_server(port, log, tmp_path):
 
 
 def test_the_simulator_as_a_real_server(port, log):
-    argv = [sys.executable, "-m", "varcas.sim", "--port", str(port)]
+    argv = [sys.executable, "-m", "varcas.sim", *T4_FLAGS, "--port", str(port)]
     with launch(argv, log, port=port, env=child_env(), ready_timeout_s=30) as srv:
         assert srv.model == "llama-2-7b-awq"
         assert srv.log_tail(1)[0].startswith(f"varcas-sim listening on http://127.0.0.1:{port} ")

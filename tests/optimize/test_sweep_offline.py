@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from tests.cli_helpers import T4
 from tests.load.helpers import varcas_cli
 from varcas import rundir
 from varcas.errors import VarcasError
@@ -15,7 +16,7 @@ from varcas.results.comparison import comparison
 
 
 def spec(out, values="2,16", **kw):
-    base = dict(backend=BackendSpec(offline=True), params=[parse_param(f"max_num_seqs={values}")],
+    base = dict(backend=BackendSpec(offline=True, sim=dict(T4)), params=[parse_param(f"max_num_seqs={values}")],
                 workloads=("chat_medium",), out=str(out), duration_s=30.0, rps=1.0, quiet=True)
     return SweepSpec(**{**base, **kw})
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import T4_SIM_FLAGS
 from varcas.cli import main
 from varcas.load.runner import LoadConfig
 from varcas.report.load import Group, Report
@@ -41,7 +42,7 @@ def _optimize(out: Path, *flags: str) -> Path:
 
 @pytest.fixture(scope="session")
 def sweep_dir(tmp_path_factory) -> Path:
-    return _optimize(tmp_path_factory.mktemp("sweeps") / "sweep", "--offline")
+    return _optimize(tmp_path_factory.mktemp("sweeps") / "sweep", "--offline", *T4_SIM_FLAGS)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from tests.cli_helpers import T4_FLAGS
 from varcas.rundir import read_manifest
 from varcas.sim import spawn
 
@@ -30,7 +31,7 @@ def test_bad_flags_are_one_line_and_exit_2():
 
 def test_offline_prints_a_summary_and_writes_the_run(tmp_path):
     out = tmp_path / "run"
-    proc = _cli("-m", "varcas.cli", "sim", "--offline", "--max-num-seqs", "8", "--rps", "5",
+    proc = _cli("-m", "varcas.cli", "sim", "--offline", *T4_FLAGS, "--max-num-seqs", "8", "--rps", "5",
                 "--duration", "10", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "simulated llama-2-7b-awq on T4" in proc.stdout and f"results: {out}" in proc.stdout
@@ -40,7 +41,7 @@ def test_offline_prints_a_summary_and_writes_the_run(tmp_path):
 
 def test_the_run_records_the_engine_that_ran(tmp_path):
     out = tmp_path / "run"
-    proc = _cli("-m", "varcas.sim", "--offline", "--no-enable-chunked-prefill", "--rps", "5", "--duration", "5",
+    proc = _cli("-m", "varcas.sim", "--offline", *T4_FLAGS, "--no-enable-chunked-prefill", "--rps", "5", "--duration", "5",
                 "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     params = read_manifest(out)["target"]["params"]

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from tests.cli_helpers import T4
 from varcas import roofline
 from varcas.errors import VarcasError
 from varcas.sim import SimConfig, resolve
@@ -45,34 +46,41 @@ def test_defaults_are_vllm_032s_api_server_per_gpu(gpu, budget, seqs):
             params["enable_chunked_prefill"], params["num_gpu_blocks"]) == ("v1", budget, seqs, True, setup.num_blocks)
 
 
+def test_the_default_target_is_llama_3_8b_fp8_on_an_h100_with_vllms_defaults():
+    # The embedded target of `varcas load` with no --url (see varcas.sim.config for why this one).
+    setup = resolve(SimConfig())
+    assert (setup.served_name, setup.hw.gpu.name, setup.max_num_batched_tokens, setup.max_num_seqs,
+            setup.chunked_prefill, setup.max_model_len) == ("llama-3-8b-fp8", "h100-sxm", 8192, 1024, True, 8192)
+
+
 def test_vllms_adjustments_of_its_defaults():
     # without chunked prefill the budget covers max_model_len; a default max_num_seqs stays within
     # the budget, and a default budget within max_num_seqs x max_model_len
-    off = resolve(SimConfig(enable_chunked_prefill=False))
+    off = resolve(SimConfig(**T4, enable_chunked_prefill=False))
     assert (off.chunked_prefill, off.max_num_batched_tokens, off.max_num_seqs) == (False, 4096, 256)
     assert off.scheduler == "v1" and off.watermark_blocks == 0
-    assert resolve(SimConfig(max_num_batched_tokens=128)).max_num_seqs == 128
-    assert resolve(SimConfig(max_num_seqs=2, max_model_len=32)).max_num_batched_tokens == 64
-    assert resolve(SimConfig(max_num_seqs=300)).max_num_batched_tokens == 2048
+    assert resolve(SimConfig(**T4, max_num_batched_tokens=128)).max_num_seqs == 128
+    assert resolve(SimConfig(**T4, max_num_seqs=2, max_model_len=32)).max_num_batched_tokens == 64
+    assert resolve(SimConfig(**T4, max_num_seqs=300)).max_num_batched_tokens == 2048
 
 
 def test_scheduler_v0_restores_the_old_defaults():
-    old = resolve(SimConfig(scheduler="v0"))
+    old = resolve(SimConfig(**T4, scheduler="v0"))
     assert (old.max_num_batched_tokens, old.max_num_seqs, old.chunked_prefill) == (4096, 256, False)
     assert old.watermark_blocks == old.num_blocks // 100
     assert old.memory.cuda_graph_bytes == 0   # V0 captured its graphs after sizing the cache
     assert old.num_blocks == roofline.memory(old.hw, old.model, BLOCK_SIZE, max_num_batched_tokens=4096,
                                              max_num_seqs=256, cuda_graphs=False).max_sequences
-    chunked = resolve(SimConfig(scheduler="v0", enable_chunked_prefill=True))
+    chunked = resolve(SimConfig(**T4, scheduler="v0", enable_chunked_prefill=True))
     assert (chunked.max_num_batched_tokens, chunked.max_num_seqs) == (2048, 256)
 
 
 def test_defaults_follow_the_model_and_chunked_prefill():
     assert max_position_embeddings("llama-3-8b") == 8192
     assert resolve(SimConfig(model="llama-3-8b", max_num_seqs=8)).max_model_len == 8192
-    chunked = resolve(SimConfig(enable_chunked_prefill=True))
+    chunked = resolve(SimConfig(**T4, enable_chunked_prefill=True))
     assert chunked.max_num_batched_tokens == 2048 and chunked.max_num_seqs == 256
-    custom = resolve(SimConfig(max_model_len=1024, max_num_batched_tokens=1500, served_model_name="m"))
+    custom = resolve(SimConfig(**T4, max_model_len=1024, max_num_batched_tokens=1500, served_model_name="m"))
     assert (custom.max_model_len, custom.max_num_batched_tokens, custom.served_name) == (1024, 1500, "m")
 
 
@@ -86,7 +94,7 @@ def test_what_if_knobs_reach_the_hardware_model():
 
 @pytest.mark.parametrize("config, words", [
     (SimConfig(model="llama-2-70b", quant="fp16"), "nothing is left for the KV cache"),
-    (SimConfig(max_model_len=100_000), "larger than the maximum number of tokens"),
+    (SimConfig(**T4, max_model_len=100_000), "larger than the maximum number of tokens"),
     (SimConfig(max_num_batched_tokens=1024, enable_chunked_prefill=False), "smaller than --max-model-len"),
     (SimConfig(max_num_batched_tokens=1024, scheduler="v0"), "smaller than --max-model-len"),
     (SimConfig(scheduler="v2"), "--scheduler must be one of v1, v0"),

@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from tests.cli_helpers import T4
 from varcas import roofline
 from varcas.analyze import load_run, summarize
 from varcas.load.runner import LoadConfig
@@ -20,7 +21,7 @@ from .helpers import setup_with, virtual
 
 
 def _offline(tmp_path, name, max_num_seqs, **load):
-    setup = resolve(SimConfig(model="llama-2-7b", gpu="t4", quant="awq", max_num_seqs=max_num_seqs))
+    setup = resolve(SimConfig(**T4, max_num_seqs=max_num_seqs))
     cfg = dict(workload="chat_medium", rps=20.0, duration_s=60.0, out=str(tmp_path / name), quiet=True)
     cfg.update(load)
     return simulate(setup, LoadConfig(**cfg))
@@ -83,7 +84,7 @@ def test_scheduler_v0_runs_exactly_as_before(tmp_path, max_num_seqs, blocks, ste
     # --scheduler v0 keeps vLLM V0's engine untouched: given the KV blocks it had before KV capacity
     # counted vLLM's profile (1379 = (0.9 x 16 GiB - weights) / 8 MiB), every step is as it was
     # (figures recorded from the engine before vLLM 0.32 became the default).
-    setup = resolve(SimConfig(scheduler="v0", max_num_seqs=max_num_seqs))
+    setup = resolve(SimConfig(**T4, scheduler="v0", max_num_seqs=max_num_seqs))
     setup = dataclasses.replace(setup, num_blocks=blocks, watermark_blocks=blocks // 100)
     result = simulate(setup, LoadConfig(workload="chat_medium", rps=20.0, duration_s=30.0, request_timeout_s=3600.0,
                                         out=str(tmp_path / "run"), quiet=True))
@@ -114,7 +115,7 @@ def test_the_run_directory_is_a_normal_flagged_one(tmp_path):
     assert manifest["target"]["kind"] == "sim" and manifest["target"]["url"] is None
     params = manifest["target"]["params"]
     assert (params["gpu"], params["quant"], params["max_num_seqs"], params["max_model_len"]) == ("t4", "awq", 8, 4096)
-    assert params["num_gpu_blocks"] == resolve(SimConfig(max_num_seqs=8)).num_blocks
+    assert params["num_gpu_blocks"] == resolve(SimConfig(**T4, max_num_seqs=8)).num_blocks
     # 3000 + 1500 > 4096: vLLM answers 400 at once, as the simulated server does.
     table = read_requests(result.run_dir).to_pydict()
     assert set(table["http_status"]) == {400} and set(table["error"]) == {"http"}

@@ -8,6 +8,7 @@ import time
 import httpx
 import numpy as np
 
+from tests.cli_helpers import T4
 from varcas.load.runner import LoadConfig, run_load
 from varcas.rundir import read_manifest, read_requests
 from varcas.sim import spawn
@@ -33,7 +34,7 @@ def _scrape(url: str, stop: threading.Event, samples: list) -> None:
 def test_metrics_agree_with_what_the_load_generator_measured(tmp_path):
     samples: list = []
     stop = threading.Event()
-    with spawn(max_num_seqs=MAX_SEQS) as sim:
+    with spawn(**T4, max_num_seqs=MAX_SEQS) as sim:
         scraper = threading.Thread(target=_scrape, args=(sim.url, stop, samples))
         scraper.start()
         try:

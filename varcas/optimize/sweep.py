@@ -10,6 +10,12 @@ with status interrupted. Running the same command again resumes: configurations 
 completed are skipped, an unfinished run is moved aside (kept as <workload>.partial-N) and redone,
 failed configurations are retried. The layout is sweepdir's; comparison.json is written
 when the sweep ends, finished or interrupted.
+
+With a CapacityPlan, each configuration runs each workload at its own capacity instead of one
+rate: a capacity search (capacity.sweep, into <config-id>/<workload>.capacity/) under the plan's
+SLOs, whose highest passing run is copied to <config-id>/<workload>/, so the comparison sets the
+configurations side by side at rates each one sustains. A workload without a passing rate leaves
+no run and the configuration's reason says so, with the search's numbers; the others go on.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from ..results.comparison import comparison
 from ..results.digest import digest
 from ..schedule.workloads import load_workload
 from ..signals import held, interrupts_raise
+from . import capacity
 from .backend import BackendSpec, open_backend, sim_setup
 from .params import config_id, grid
 from .server import ServerStartError
@@ -37,6 +44,27 @@ LOG_LINES_SHOWN = 5  # of a server that did not start (config.json keeps 20)
 
 class SweepInterrupted(Exception):
     """Ctrl-C or SIGTERM stopped the sweep; everything finished so far is on disk."""
+
+
+CAPACITY_SUFFIX = ".capacity"  # <workload>.capacity/: a CapacityPlan's search for that workload
+
+
+@dataclass(frozen=True)
+class CapacityPlan:
+    """Run every configuration at its own capacity under these SLOs (see the module docstring)."""
+
+    slos: dict
+    attainment: float = 0.99
+    tolerance: float = 0.1
+    max_steps: int = 8
+    min_rps: float = 0.05
+    max_rps: float = 1000.0
+    start_rps: dict = field(default_factory=dict)  # (config id, workload name) -> first rate (default: the workload's)
+
+    def identity(self) -> dict:
+        """What a resumed sweep must match (the start rates only decide where each search begins)."""
+        return {"slos": self.slos, "attainment": self.attainment, "tolerance": self.tolerance,
+                "max_steps": self.max_steps, "min_rps": self.min_rps, "max_rps": self.max_rps}
 
 
 @dataclass
@@ -55,6 +83,7 @@ class SweepSpec:
     drain_timeout_s: float = 30.0
     quiet: bool = False
     clip_to_context: bool = False  # shorten requests over the server's max_model_len (else refused)
+    capacity: CapacityPlan | None = None  # each configuration at its own capacity, not at one rate
     configs: list = field(init=False, default_factory=list)
     names: dict = field(init=False, default_factory=dict)  # workload as given -> its name (the run's directory)
 
@@ -62,7 +91,8 @@ class SweepSpec:
         """What makes two sweeps the same (a resumed sweep must match it)."""
         return {"backend": self.backend.public(), "params": [[n, list(v)] for n, v in self.params],
                 "workloads": list(self.workloads), "duration_s": self.duration_s, "rps": self.rps,
-                "seed": self.seed, "warmup": self.warmup, **({"clip_to_context": True} if self.clip_to_context else {})}
+                "seed": self.seed, "warmup": self.warmup, **({"clip_to_context": True} if self.clip_to_context else {}),
+                **({"capacity": self.capacity.identity()} if self.capacity else {})}
 
 
 def prepare(spec: SweepSpec) -> Path:
@@ -164,8 +194,14 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
             try:
                 if backend.kind != "offline" and spec.warmup:
                     _warm_up(spec, backend, cdir, rearm)
+                missed = []  # a CapacityPlan's workloads without a passing rate: why, with numbers
                 for workload, stage in spec.names.items():
-                    runs[stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
+                    if spec.capacity is None:
+                        runs[stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
+                    else:
+                        runs[stage], why = _run_at_capacity(spec, backend, cdir / stage, cid, workload, rearm, say)
+                        if why:
+                            missed.append(f"{stage}: {why}")
                     sweepdir.write_config(out, state)
                     if runs[stage] == "interrupted":
                         state["status"] = "interrupted"
@@ -173,12 +209,12 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
                     if problem := backend.problem():  # the server died: that is the reason
                         state.update(status="failed", reason=f"{problem} (during {stage})")
                         break
-                    if runs[stage] == "failed":  # every request failed, or fail-fast stopped it
+                    if runs[stage] == "failed" and spec.capacity is None:  # every request failed, or fail-fast
                         failure = rundir.read_manifest(cdir / stage).get("failure")
                         state.update(status="failed", reason=f"{failure} (during {stage})")
                         break
                 else:
-                    state["status"] = "complete"
+                    state.update(status="failed" if missed else "complete", reason="; ".join(missed) or None)
             except VarcasError as exc:  # e.g. the server stopped answering: say so if it died
                 problem = backend.problem()
                 state.update(status="failed", reason=f"{problem} (during {stage})" if problem else str(exc))
@@ -233,3 +269,44 @@ def _run_workload(spec: SweepSpec, backend, run_dir: Path, workload: str, rearm)
     if status == "complete":
         digest(run_dir, spec.goodput)  # cached now, so reading the sweep later is instant
     return status
+
+
+def _run_at_capacity(spec: SweepSpec, backend, run_dir: Path, cid: str, workload: str, rearm, say) -> tuple[str, str]:
+    """A workload's capacity search on this configuration (resumed if it began), its highest passing
+    run copied to run_dir; (the run's status, "" or why no rate passed)."""
+    plan = spec.capacity
+    assert plan is not None
+    if sweepdir.run_complete(run_dir):
+        return "complete", ""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    start = plan.start_rps.get((cid, run_dir.name)) or load_workload(workload).rps
+    search = capacity.SearchSpec(
+        slos=plan.slos, attainment=plan.attainment, start_rps=capacity.round_rate(min(max(start, plan.min_rps), plan.max_rps)),
+        min_rps=plan.min_rps, max_rps=plan.max_rps, tolerance=plan.tolerance, max_steps=plan.max_steps,
+        load={"workload": workload, "duration_s": spec.duration_s, "seed": spec.seed, "target": spec.backend.public(),
+              **({"clip_to_context": True} if spec.clip_to_context else {})}, backend=backend.describe())
+
+    def run_rate(rate: float, rate_dir: Path) -> Path:
+        cfg = LoadConfig(workload=workload, rps=rate, duration_s=spec.duration_s, seed=spec.seed,
+                         clip_to_context=spec.clip_to_context, out=str(rate_dir), quiet=spec.quiet,
+                         request_timeout_s=spec.request_timeout_s, drain_timeout_s=spec.drain_timeout_s)
+        try:
+            backend.run(cfg)
+        finally:
+            rearm()
+        if problem := backend.problem():
+            raise VarcasError(f"the target stopped during the {rate:g} req/s run: {problem}")
+        return rate_dir
+
+    search_dir = run_dir.with_name(run_dir.name + CAPACITY_SUFFIX)
+    result = capacity.sweep(search_dir, search, run_rate,
+                            on_step=lambda step: say(f"    {run_dir.name} at {step.rate_rps:g} req/s: "
+                                                     + ("pass" if step.passed else f"fail ({step.reason})")))
+    if result.outcome == "interrupted":
+        return "interrupted", ""
+    if result.capacity_rps is None:
+        return "failed", result.text
+    shutil.copytree(capacity.rate_dir(search_dir, result.capacity_rps), run_dir)
+    digest(run_dir, spec.goodput)
+    say(f"    {run_dir.name}: capacity {result.capacity_rps:g} req/s")
+    return "complete", ""

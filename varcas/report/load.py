@@ -111,8 +111,10 @@ def load_group(title: str, runs: dict[str, Path], base: Path, target: dict | Non
     return group
 
 
-def sweep_groups(sweep: Path, base: Path, baseline: str | None) -> tuple[list[Group], list[str], dict]:
-    """One group per workload of a sweep, the failed configurations, and sweep.json."""
+def sweep_groups(sweep: Path, base: Path, baseline: str | None,
+                 titled: str = "{}") -> tuple[list[Group], list[str], dict]:
+    """One group per workload of a sweep (titled: its title from the workload's name), the failed
+    configurations, and sweep.json."""
     spec = sweepdir.read_sweep(sweep)
     result = read_comparison(sweep, baseline)
     groups = []
@@ -121,7 +123,7 @@ def sweep_groups(sweep: Path, base: Path, baseline: str | None) -> tuple[list[Gr
         # the layout's path, not the row's: a digest cached before the sweep was moved names the old place
         runs = {r["config"]: sweep / r["config"] / workload for r in rows if r["run"]}
         groups.append(Group(
-            workload, rows, {c: digest(p, store=False) for c, p in runs.items()},
+            titled.format(workload), rows, {c: digest(p, store=False) for c, p in runs.items()},
             {c: _relative(p, base) for c, p in runs.items()}, sweep=True,
             baseline=result["baseline"], pareto=entry["pareto"], recommendations=entry["recommendations"],
             slo_ms=result["slo_ms"], roofline=entry["roofline"], roofline_note=entry.get("roofline_note")))
@@ -175,17 +177,19 @@ def _pipeline(path: Path, baseline: str | None) -> Report:
     if runs:
         groups.append(load_group(f"load tests ({', '.join(runs)})", runs, path, _pipeline_target(spec, runs),
                                  "no roofline explanation: pipeline.json names no model and GPU"))
-    sweep = steps.get("sweep")
-    if sweep is not None:
-        _note_step("batch sweep", sweep, failures)
-        sweep_dir = _step_path(path, sweep.get("dir"), Path("sweep"))
+    for name, what, titled in (("sweep", "batch sweep", "{}"), ("capacity", "capacity step", "{} at each one's capacity")):
+        step = steps.get(name)
+        if step is None:
+            continue
+        _note_step(what, step, failures)
+        sweep_dir = _step_path(path, step.get("dir"), Path(name))
         if sweepdir.is_sweep(sweep_dir):
             try:
-                more, failed, _ = sweep_groups(sweep_dir, path, baseline)
+                more, failed, _ = sweep_groups(sweep_dir, path, baseline, titled)
                 groups += more
-                failures += [f"batch sweep {line}" for line in failed]
+                failures += [f"{what} {line}" for line in failed]
             except VarcasError as exc:
-                failures.append(f"batch sweep: {exc}")
+                failures.append(f"{what}: {exc}")
     subject = _subject(spec.get("model"), spec.get("quant"), spec.get("gpu"),
                        f"measured on {spec.get('target') or 'an unnamed target'}")
     return Report("pipeline", path, f"Pipeline: {spec.get('model') or 'model'} on {spec.get('gpu') or 'GPU'}",

@@ -81,6 +81,7 @@ def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: s
             m = metrics_of(d)
             gpus = gpus_of(e["params"])
             row.update(scope=d.scope, overloaded=s["verdict"]["overloaded"], steady=s["verdict"]["steady_state"],
+                       needed_duration_s=s["verdict"].get("needed_duration_s"),
                        verdict=s["verdict"]["text"], warnings=s["warnings"], metrics=m, gpus=gpus,
                        tokens_per_gpu_s=None if m["output_throughput"] is None else m["output_throughput"] / gpus,
                        offered_rps=d.offered_rps, mean_in_flight=d.mean_in_flight,
@@ -139,6 +140,12 @@ def _fmt(x: float, unit: str) -> str:
     return f"{x:,.0f} {unit}" if abs(x) >= 100 else f"{x:.3g} {unit}"
 
 
+def _output_at(row: dict) -> str:
+    """'363 tok/s at 1.83 req/s offered': a throughput with the load it was measured under."""
+    rate = f" at {_fmt(row['offered_rps'], 'req/s')} offered" if row.get("offered_rps") else ""
+    return _fmt(_throughput(row), "tok/s") + rate
+
+
 TIE_NOTE = " (configurations within 2% served the same offered load; the tie went to the lower TTFT p99)"
 
 
@@ -151,19 +158,22 @@ def _latency_picks(usable: list[dict], slo_ms: dict, why_none: str) -> list[dict
     if within:
         r, tie = _best(within, _throughput)
         interactive = {"use_case": "interactive", "config": r["config"], "reason":
-                       f"highest output throughput ({_fmt(_throughput(r), 'tok/s')}) with TTFT p99 "
+                       f"highest output throughput ({_output_at(r)}) with TTFT p99 "
                        f"{_fmt(r['metrics']['ttft_p99'], 'ms')} and TPOT p99 {_fmt(r['metrics']['tpot_p99'] or 0, 'ms')} "
                        f"within the SLO (TTFT <= {ttft_slo:g} ms, TPOT <= {tpot_slo:g} ms)" + (TIE_NOTE if tie else "")}
     else:
+        fast = min(usable, key=lambda r: r["metrics"]["ttft_p99"])
         interactive = {"use_case": "interactive", "config": None, "reason":
-                       f"no configuration kept TTFT p99 <= {ttft_slo:g} ms and TPOT p99 <= {tpot_slo:g} ms at this rate"}
+                       f"no configuration kept TTFT p99 <= {ttft_slo:g} ms and TPOT p99 <= {tpot_slo:g} ms at this "
+                       f"load; the lowest TTFT p99 was {_fmt(fast['metrics']['ttft_p99'], 'ms')} ({fast['config']}, "
+                       f"TPOT p99 {_fmt(fast['metrics']['tpot_p99'] or 0.0, 'ms')})"}
     low_ttft = min(r["metrics"]["ttft_p99"] for r in usable)
     low_tpot = min(r["metrics"]["tpot_p99"] or 0.0 for r in usable)
     near = [r for r in usable if r["metrics"]["ttft_p99"] <= BALANCED_SLACK * low_ttft
             and (r["metrics"]["tpot_p99"] or 0.0) <= BALANCED_SLACK * max(low_tpot, 1e-9)]
     r, tie = _best(near, _throughput)
     balanced = {"use_case": "balanced", "config": r["config"], "reason":
-                f"highest output throughput ({_fmt(_throughput(r), 'tok/s')}) among configurations whose TTFT p99 "
+                f"highest output throughput ({_output_at(r)}) among configurations whose TTFT p99 "
                 f"and TPOT p99 stay within {BALANCED_SLACK:g}x the lowest seen ({_fmt(low_ttft, 'ms')}, "
                 f"{_fmt(low_tpot, 'ms')})" + (TIE_NOTE if tie else "")}
     return [interactive, balanced]
@@ -182,7 +192,7 @@ def _throughput_picks(usable: list[dict], saturated: list[dict]) -> list[dict]:
     r, tie = _best(pool, _throughput, bool(usable))
     latency = f", at TTFT p99 {_fmt(r['metrics']['ttft_p99'], 'ms')}" if usable else ""
     throughput = {"use_case": "throughput", "config": r["config"], "reason":
-                  f"highest output throughput {where} ({_fmt(_throughput(r), 'tok/s')}){latency}"
+                  f"highest output throughput {where} ({_output_at(r)}){latency}"
                   + (TIE_NOTE if tie else "")}
     r, tie = _best(pool, _per_gpu, bool(usable))
     gpus = "one GPU" if r["gpus"] == 1 else f"{r['gpus']} GPUs"
@@ -192,16 +202,35 @@ def _throughput_picks(usable: list[dict], saturated: list[dict]) -> list[dict]:
     return [throughput, cost]
 
 
+def _why_none(measured: list[dict]) -> str:
+    """Why no configuration's latencies can be trusted, with the numbers: who was overloaded (and
+    what it finished of the rate offered), whose runs were too short (and how long they must be)."""
+    if not measured:
+        return "no configuration produced a complete run"
+    parts = []
+    overloaded = [r for r in measured if r["overloaded"]]
+    if overloaded:
+        done = ", ".join(f"{r['config']} {_fmt(r['metrics']['request_throughput'] or 0.0, 'req/s')}" for r in overloaded)
+        offered = max(r["offered_rps"] or 0.0 for r in overloaded)
+        parts.append(f"overloaded at {_fmt(offered, 'req/s')} offered, finishing {done}: lower --rps, or find each "
+                     "one's capacity with varcas sweep-rate (varcas pipeline does, with --capacity)")
+    short = [r for r in measured if not r["overloaded"] and not r["steady"]]
+    if short:
+        needed = max((r.get("needed_duration_s") or 0.0 for r in short), default=0.0)
+        parts.append(f"no steady state in runs this short ({', '.join(r['config'] for r in short)})"
+                     + (f": rerun with --duration {needed:.0f} s or more (from their measured E2E latencies)"
+                        if needed else ""))
+    return "no configuration kept up with this load: " + "; ".join(parts)
+
+
 def recommend(rows: list[dict], slo_ms: dict) -> list[dict]:
     """Per use case: a configuration (None where nothing qualifies), the server flags that set it,
     and the reason in one sentence."""
     usable = _usable(rows)
     measured = [r for r in rows if "metrics" in r and r["metrics"]["output_throughput"]]
     unfit = [r["config"] for r in measured if not trusted(r)]
-    why_none = ("no configuration kept up with this rate (overloaded, or no steady state: " + ", ".join(unfit)
-                + "): lower --rps, or find each one's capacity with varcas sweep-rate"
-                if unfit else "no configuration produced a complete run")
-    out = _latency_picks(usable, slo_ms, why_none) + _throughput_picks(usable, [] if usable else measured)
+    saturated = [r for r in measured if r["overloaded"]]
+    out = _latency_picks(usable, slo_ms, _why_none(measured)) + _throughput_picks(usable, [] if usable else saturated)
     flags = {r["config"]: server_flags(r["params"]) for r in rows}
     for rec in out:
         rec["flags"] = flags.get(rec["config"])

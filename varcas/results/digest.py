@@ -28,8 +28,8 @@ from ..errors import VarcasError
 # bump whenever analysis results change (verdict rules, metrics, warnings) or the stored shape
 # does, or caches go stale. 3: trust warnings name metrics by their catalog label (E2E, not E2EL).
 # 4: server_timeline; the server section gains p10, the running-batch histogram, its own TTFT/ITL;
-# the key holds metrics.parquet's size and mtime.
-DIGEST_VERSION = 4
+# the key holds metrics.parquet's size and mtime. 5: the verdict's needed_duration_s.
+DIGEST_VERSION = 5
 DIGEST_FILE = "digest.json"
 CDF_PERCENTS = np.linspace(0.0, 100.0, 201)
 CDF_METRICS = tuple(m.name for m in METRICS if m.kind == LATENCY)

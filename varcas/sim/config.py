@@ -16,6 +16,15 @@ max_position_embeddings. vLLM's start-up checks are kept, with its advice: the K
 hold one sequence of max_model_len tokens; without chunked prefill the token budget must cover
 max_model_len; the budget must cover max_num_seqs. Each failure is a one-line VarcasError.
 
+The defaults (llama-3-8b in fp8 on an H100 SXM, vLLM 0.32's own engine defaults there: 8192
+tokens / 1024 sequences per step) are the embedded target of `varcas load` with no --url: it must
+serve the design card's `--rps 50` of chat_medium comfortably, steady over 10 minutes. Measured
+offline over 600 s: fp8 holds TTFT p50 13 ms and TPOT p50 7.6 ms at 50 req/s, is still steady at
+80 and overloaded at 100 (50 is about 55% of its capacity); the same model in fp16 is steady at
+50 but overloaded at 60 (about 90% of capacity, not comfortable), and llama-2-7b fp16 (MHA, 4x
+the KV per token) is overloaded at 50. The seed's T4 / 4-bit 7B scenario is the documented
+worked example (README), chosen with --model llama-2-7b --gpu t4 --quant awq.
+
 The KV block count is roofline.memory's, vLLM 0.32's sizing for this engine's profile shape
 (max_num_batched_tokens, max_num_seqs): its max_sequences at a context of one block *is* the block
 count. V0 sized the cache before capturing CUDA graphs, so v0 reserves no graph memory.
@@ -44,9 +53,9 @@ class SimConfig:
     """The flags of `varcas sim` (None: vLLM's default for this GPU and scheduler, or the
     roofline's for efficiencies)."""
 
-    model: str = "llama-2-7b"
-    gpu: str = "t4"
-    quant: str = "awq"
+    model: str = "llama-3-8b"  # the embedded default target: see the module docstring
+    gpu: str = "h100"
+    quant: str = "fp8"
     scheduler: str = "v1"
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None

@@ -36,10 +36,10 @@ class Flag:
 
 
 ENGINE_FLAGS = (
-    Flag("model", str, "shipped model name or config.json path (default llama-2-7b)"),
-    Flag("gpu", str, "GPU name, or NAME:bw_gbps=...,fp16_tflops=...,mem_gb=... (default t4)"),
+    Flag("model", str, f"shipped model name or config.json path (default {SimConfig.model})"),
+    Flag("gpu", str, f"GPU name, or NAME:bw_gbps=...,fp16_tflops=...,mem_gb=... (default {SimConfig.gpu})"),
     Flag("gpu_file", str, "CSV/JSON of extra or overriding GPUs"),
-    Flag("quant", str, "auto, fp16, bf16, fp8, int8, awq, gptq (default awq)"),
+    Flag("quant", str, f"auto, fp16, bf16, fp8, int8, awq, gptq (default {SimConfig.quant})"),
     Flag("scheduler", str, "v1: vLLM 0.32's engine and defaults (default); v0: vLLM V0's (chunked prefill "
          "off, max-num-seqs 256, max-num-batched-tokens max(max-model-len, 2048), 1%% watermark)", SCHEDULERS),
     Flag("max_num_seqs", int, "running sequences cap (default: vLLM's for the GPU, 256 or 1024; v0: 256)"),
