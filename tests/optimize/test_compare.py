@@ -59,7 +59,7 @@ def test_recommendations_per_use_case():
     assert recs["balanced"]["config"] == "1"          # only 1 is within 2x the lowest TTFT p99 (200 ms)... and TPOT
     assert recs["throughput"]["config"] == "16"
     assert recs["cost"]["config"] == "16"
-    assert "no steady state at this rate): 32" in recs["throughput"]["reason"]
+    assert "no steady state where it ran): 32" in recs["throughput"]["reason"]
     assert "TTFT <= 1000 ms" in recs["interactive"]["reason"]
 
 

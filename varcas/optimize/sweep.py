@@ -194,14 +194,14 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
             try:
                 if backend.kind != "offline" and spec.warmup:
                     _warm_up(spec, backend, cdir, rearm)
-                missed = []  # a CapacityPlan's workloads without a passing rate: why, with numbers
+                missed = state["reasons"] = {}  # a CapacityPlan's workloads without a passing rate: why
                 for workload, stage in spec.names.items():
                     if spec.capacity is None:
                         runs[stage] = _run_workload(spec, backend, cdir / stage, workload, rearm)
                     else:
                         runs[stage], why = _run_at_capacity(spec, backend, cdir / stage, cid, workload, rearm, say)
                         if why:
-                            missed.append(f"{stage}: {why}")
+                            missed[stage] = why
                     sweepdir.write_config(out, state)
                     if runs[stage] == "interrupted":
                         state["status"] = "interrupted"
@@ -214,7 +214,8 @@ def _run_config(spec: SweepSpec, out: Path, cid: str, params: dict, console, rea
                         state.update(status="failed", reason=f"{failure} (during {stage})")
                         break
                 else:
-                    state.update(status="failed" if missed else "complete", reason="; ".join(missed) or None)
+                    state.update(status="failed" if missed else "complete",
+                                 reason="; ".join(f"{w}: {why}" for w, why in missed.items()) or None)
             except VarcasError as exc:  # e.g. the server stopped answering: say so if it died
                 problem = backend.problem()
                 state.update(status="failed", reason=f"{problem} (during {stage})" if problem else str(exc))

@@ -74,7 +74,8 @@ def workload_rows(entries: list[dict], digests: dict, workload: str, baseline: s
     for e in entries:
         d = digests.get((e["id"], workload))
         run = e.get("runs", {}).get(workload) or (d and d.path)  # where the run is now
-        row = {"config": e["id"], "params": e["params"], "status": e["status"], "reason": e.get("reason"),
+        row = {"config": e["id"], "params": e["params"], "status": e["status"],
+               "reason": (e.get("reasons") or {}).get(workload) or e.get("reason"),
                "run": str(run) if d else None}
         if d is not None:
             s = d.summary
@@ -235,5 +236,5 @@ def recommend(rows: list[dict], slo_ms: dict) -> list[dict]:
     for rec in out:
         rec["flags"] = flags.get(rec["config"])
         if unfit and rec["config"] is not None and usable:
-            rec["reason"] += f"; not considered (overloaded or no steady state at this rate): {', '.join(unfit)}"
+            rec["reason"] += f"; not considered (overloaded or no steady state where it ran): {', '.join(unfit)}"
     return out

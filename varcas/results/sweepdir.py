@@ -3,8 +3,10 @@
     OUT/sweep.json                the spec (backend, params, workloads, duration, rate, seed,
                                   SLOs, roofline model) and the configuration ids in grid order
     OUT/<config-id>/config.json   params, status (pending, running, complete, failed,
-                                  interrupted), the reason of a failure, the server's argv, log
-                                  and readiness time, and the status of each workload's run
+                                  interrupted), the reason of a failure (and per workload, in
+                                  reasons, where one workload failed and others went on), the
+                                  server's argv, log and readiness time, and the status of each
+                                  workload's run
     OUT/<config-id>/server.log    the server's stdout and stderr (a started server only)
     OUT/<config-id>/<workload>/   a normal run directory (what `varcas load --out` writes)
     OUT/<config-id>/<workload>.partial-N/   an earlier, unfinished attempt, kept
@@ -51,12 +53,14 @@ def run_complete(run_dir: Path) -> bool:
 
 
 def entries(sweep: Path) -> list[dict]:
-    """Every configuration of the sweep in grid order: id, params, status, reason, runs {workload: dir}."""
+    """Every configuration of the sweep in grid order: id, params, status, reason, reasons
+    {workload: why}, runs {workload: dir}."""
     spec = read_sweep(sweep)
     out = []
     for cid, params in spec["configs"]:
         state = read_config(sweep, cid) or {"status": "pending"}
         runs = {w: Path(sweep) / cid / w for w in spec["workloads"] if run_complete(Path(sweep) / cid / w)}
         out.append({"id": cid, "params": params, "status": state["status"], "reason": state.get("reason"),
+                    "reasons": state.get("reasons") or {},
                     "runs": runs, "server": state.get("server")})
     return out
