@@ -127,7 +127,7 @@ def test_analyze_shows_the_batch_the_servers_latency_and_the_gap(summary):
     console = Console(record=True, width=160)
     render(summary, console)
     out = console.export_text()
-    assert "Running batch: scrapes per size in the steady window" in out
+    assert "Running batch: scrapes per size in the window 10-20 s, set by hand" in out  # --window: not called steady
     assert "TTFT gap: network + API server" in out and "tokens per iteration (tok)" in out
     assert "network + API server (client minus server): TTFT +10.00 ms of 80.00 ms at the mean (" in out
     assert "ITL +1.00 ms of 25.00 ms at the mean (+4%)" in out

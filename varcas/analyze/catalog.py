@@ -19,6 +19,12 @@ GAUGE = "gauge"  # the server's own /metrics gauge, sampled at each scrape in th
 COUNTER = "counter"  # the server's own /metrics counter, its increase over the scope
 HISTOGRAM = "histogram"  # the server's own /metrics histogram, its buckets' increase over the scope
 
+# Which requests a scope's figure counts (metrics.py's rule), as tables head its rows: over a
+# time span the two differ (in a window of an overloaded run no request scheduled in it may
+# finish while older ones do). Latencies count the requests scheduled in the span.
+SCHEDULED = "requests scheduled in the span"
+FINISHING = "requests finishing in the span"
+
 
 def percent_word(p) -> str:
     """vLLM's key spelling of a percentile: 99 -> '99', 99.9 -> '99.9'."""
@@ -53,6 +59,7 @@ class Metric(_Shown):
     compared: bool = False  # in the sweep comparison (a distribution: COMPARED_PERCENTILES) and the report's CDFs
     slo: bool = False  # a --goodput key (vLLM's)
     only: str = ""  # "goodput": reported only with --goodput SLOs; "capped": only under --max-concurrency
+    counts: str = ""  # a scalar's SCHEDULED or FINISHING ("": neither: the span's length, its busiest second)
 
     @property
     def field(self) -> str:
@@ -73,27 +80,32 @@ class Metric(_Shown):
 METRICS = (
     Metric("duration", "duration", "s", COUNT, "the scope's length: for the whole run, the last end_ns among all "
            "requests - start_ns (schedule time 0), the benchmark's wall time as vLLM measures it", attr="duration_s"),
-    Metric("completed", "completed", "", COUNT, "successful requests (error is null)", True, side_by_side=True),
-    Metric("failed", "failed", "", COUNT, "requests with an error of any kind", False, side_by_side=True),
-    Metric("total_input_tokens", "input tokens", "tok", COUNT, "input tokens of successful requests (the "
-           "server's usage count, else requested_input_tokens)", in_table=False),
-    Metric("total_output_tokens", "output tokens", "tok", COUNT, "output tokens of successful requests (the "
-           "server's usage count, else the number of content events)", in_table=False),
-    Metric("request_throughput", "request throughput", "req/s", THROUGHPUT, "successful requests / duration", True,
-           side_by_side=True, compared=True),
-    Metric("request_goodput", "request goodput", "req/s", THROUGHPUT, "successful requests meeting every SLO / "
-           "duration (TPOT counts as 0 for requests of at most one output token, as in vLLM)", True,
-           side_by_side=True, compared=True, only="goodput"),
+    Metric("completed", "completed", "", COUNT, "successful requests (error is null) among those scheduled in the "
+           "scope", True, side_by_side=True, counts=SCHEDULED),
+    Metric("failed", "failed", "", COUNT, "requests with an error of any kind among those scheduled in the scope",
+           False, side_by_side=True, counts=SCHEDULED),
+    Metric("total_input_tokens", "input tokens", "tok", COUNT, "input tokens of successful requests finishing in "
+           "the scope (the server's usage count, else requested_input_tokens)", in_table=False, counts=FINISHING),
+    Metric("total_output_tokens", "output tokens", "tok", COUNT, "output tokens of successful requests finishing "
+           "in the scope (the server's usage count, else the number of content events)", in_table=False,
+           counts=FINISHING),
+    Metric("request_throughput", "request throughput", "req/s", THROUGHPUT, "successful requests finishing in the "
+           "scope / duration", True, side_by_side=True, compared=True, counts=FINISHING),
+    Metric("request_goodput", "request goodput", "req/s", THROUGHPUT, "successful requests finishing in the scope "
+           "and meeting every SLO / duration (TPOT counts as 0 for requests of at most one output token, as in vLLM)",
+           True, side_by_side=True, compared=True, only="goodput", counts=FINISHING),
     Metric("goodput_fraction", "goodput fraction", "", FRACTION, "requests with latencies that meet every SLO / "
-           "requests with latencies", True, in_table=False, only="goodput"),
-    Metric("output_throughput", "output throughput", "tok/s", THROUGHPUT, "output tokens / duration", True,
-           side_by_side=True, compared=True),
+           "requests with latencies, among those scheduled in the scope", True, in_table=False, only="goodput",
+           counts=SCHEDULED),
+    Metric("output_throughput", "output throughput", "tok/s", THROUGHPUT, "output tokens of successful requests "
+           "finishing in the scope / duration", True, side_by_side=True, compared=True, counts=FINISHING),
     Metric("total_token_throughput", "total token throughput", "tok/s", THROUGHPUT,
-           "(input + output tokens) / duration", True),
+           "(input + output tokens) of successful requests finishing in the scope / duration", True, counts=FINISHING),
     Metric("max_output_tokens_per_s", "peak output throughput", "tok/s", THROUGHPUT, "the most content events of "
            "successful requests in one 1-second bin (bins start at start_ns), from the recorded event times", True),
     Metric("max_concurrent_requests", "peak concurrent requests", "", COUNT, "the most requests between sent_ns "
-           "and end_ns at one instant (exact; vLLM approximates it per second)", side_by_side=True),
+           "and end_ns at one instant in the scope, of those scheduled in the scope (exact; vLLM approximates it per "
+           "second)", side_by_side=True, counts=SCHEDULED),
     Metric("ttft", "TTFT", "ms", LATENCY, "first_token_ns - sent_ns", False,
            side_by_side=True, compared=True, slo=True),
     Metric("tpot", "TPOT", "ms", LATENCY, "(E2E - TTFT) / (output_tokens - 1), of requests with more than one "

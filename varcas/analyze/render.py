@@ -2,30 +2,37 @@
 
 render() is also what `varcas load` prints when a run ends, so it must cope with a run that
 has just finished and with one where every request failed (errors, no latency table). Rows,
-their labels and units come from the metric table (catalog).
+their labels and units come from the metric table (catalog), grouped by which requests they
+count; a window is named as the verdict allows (trust.window_name: "steady" only when it is),
+and an overloaded run's latencies are headed as a queue's. Tables go through varcas.termtable,
+so no figure is cut at any width.
 """
 from __future__ import annotations
 
 from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from ..termtable import Table
 from .catalog import (
     BY_NAME,
+    FINISHING,
     GAUGE,
     HISTOGRAM,
     LATENCY,
     METRICS,
+    SCHEDULED,
     SERVER_METRICS,
     figure,
     percent_word,
 )
 from .server import HISTOGRAM_PERCENTS
 from .summary import Summary
+from .trust import window_name
 
 WIDE = 110  # a console this wide also gets std and min in the latency table
 BAR = 30  # characters of the batch histogram's longest bar
+QUEUE = "a growing queue's waits, not the server's latency"  # what an overloaded run's percentiles are
 
 
 def render(summaries, console: Console | None = None) -> None:
@@ -48,8 +55,23 @@ def _num(value) -> str:
     return f"{value:,.{digits}f}"
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+def _table(title: str, labels: bool = True) -> Table:
+    """A table in analyze's style; labels: its first column, the rows' labels, is words."""
+    table = Table(title, box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
+    if labels:
+        table.add_column("", words=True)
+    return table
+
+
+def _scalar_rows(table: Table, metrics, cells) -> None:
+    """A row per scalar metric (cells(m): its figures), those that count requests under a line
+    saying which: the ones scheduled in the span, or the ones finishing in it."""
+    for counts in ("", SCHEDULED, FINISHING):
+        group = [m for m in metrics if m.counts == counts]
+        if counts and group:
+            table.add_row(Text(counts, style="italic"), words=True)
+        for m in group:
+            table.add_row(m.heading, *cells(m))
 
 
 def _title(s: Summary) -> str:
@@ -61,15 +83,13 @@ def _title(s: Summary) -> str:
 
 def _render_one(s: Summary, console: Console) -> None:
     console.print(Text(_title(s), style="bold"))
-    blocks = [("whole run", s.whole)] + ([("steady window", s.steady)] if s.steady else [])
+    blocks = [("whole run", s.whole)] + ([(_scope(s), s.steady)] if s.steady else [])
     throughput = _table("Requests and throughput")
-    throughput.add_column("")
-    for label, block in blocks:
-        span = f" {block.t0_s:.0f}-{block.t0_s + block.duration_s:.0f} s" if block is s.steady else ""
-        throughput.add_column(label + span, justify="right")
-    for m in METRICS:
-        if m.in_table and not m.distribution and not (m.only == "goodput" and s.goodput is None):
-            throughput.add_row(m.heading, *(_num(getattr(block, m.field)) for _, block in blocks))
+    for label, _ in blocks:
+        throughput.add_column(label)
+    shown = [m for m in METRICS
+             if m.in_table and not m.distribution and not (m.only == "goodput" and s.goodput is None)]
+    _scalar_rows(throughput, shown, lambda m: [_num(getattr(block, m.field)) for _, block in blocks])
     console.print(throughput)
     if s.whole.latency["ttft"] is None:
         console.print("No successful request with content: nothing to measure.", style="bold red")
@@ -90,15 +110,16 @@ def _render_one(s: Summary, console: Console) -> None:
 
 
 def _scope(s: Summary) -> str:
-    return "steady window" if s.steady else "whole run"
+    """The span the figures after the whole run's describe: the window, named as the verdict
+    allows, else the whole run."""
+    return "whole run" if s.window is None else window_name(s.window, s.verdict)
 
 
 def _server_table(s: Summary, server: dict) -> Table:
     """The server's own view (its /metrics) over the window the figures above describe."""
     table = _table(f"Server's own figures (/metrics, {server['scrapes']} scrapes in the {_scope(s)})")
-    table.add_column("")
     for header in ("mean", "p10", "p50", "p90", "max"):
-        table.add_column(header, justify="right")
+        table.add_column(header)
     for m in SERVER_METRICS:
         got = server.get(m.name)
         if got is None or m.client:
@@ -116,10 +137,10 @@ def _batch_table(s: Summary, server: dict) -> Table:
     """How often the server ran each batch size (its running gauge's scrapes in the window)."""
     bins = server["running"]["histogram"]
     total = sum(b["scrapes"] for b in bins)
-    table = _table(f"Running batch: scrapes per size in the {_scope(s)}")
+    table = _table(f"Running batch: scrapes per size in the {_scope(s)}", labels=False)
     for header in ("batch", "scrapes", "share"):
-        table.add_column(header, justify="right")
-    table.add_column("")
+        table.add_column(header)
+    table.add_column("", justify="left")  # the bar: a figure too, never cut
     for b in bins:
         size = str(b["from"]) if b["from"] == b["to"] else f"{b['from']}-{b['to']}"
         table.add_row(size, _num(b["scrapes"]), f"{100 * b['scrapes'] / total:.0f}%",
@@ -135,9 +156,8 @@ def _beside_table(s: Summary, server: dict) -> Table | None:
         return None
     table = _table(f"Server's own latency beside the client's (ms, {_scope(s)}; the server's percentiles "
                    "are as fine as its histogram buckets)")
-    table.add_column("", no_wrap=True)
     for header in ("n", "mean", *(f"p{percent_word(p)}" for p in HISTOGRAM_PERCENTS)):
-        table.add_column(header, justify="right")
+        table.add_column(header)
     block = s.steady or s.whole
     for m in shown:
         got, client = server[m.name], block.latency[m.client]
@@ -165,14 +185,14 @@ def _gap_note(s: Summary) -> str:
 
 
 def _latency_table(s: Summary, blocks, wide: bool) -> Table:
-    table = _table("Latency (ms)")
-    table.add_column("", no_wrap=True)
+    """Latency per span; an overloaded run's are headed as what they are, a queue's waits."""
+    table = _table(f"Latency (ms), {SCHEDULED}")
     spread = ("std", "min") if wide else ()
     for header in ("n", "mean", *spread, *(f"p{percent_word(p)}" for p in s.percentiles), "max"):
-        table.add_column(header, justify="right", no_wrap=True)
+        table.add_column(header)
     for label, block in blocks:
         table.add_section()
-        table.add_row(Text(label, style="italic"))
+        table.add_row(Text(f"{label}: {QUEUE}" if s.verdict.overloaded else label, style="italic"), words=True)
         for name, dist in block.latency.items():
             if dist is None:
                 table.add_row(BY_NAME[name].label, "0")
@@ -185,8 +205,7 @@ def _latency_table(s: Summary, blocks, wide: bool) -> Table:
 
 def _errors_table(s: Summary) -> Table:
     table = _table("Failed requests")
-    table.add_column("")
-    table.add_column("requests", justify="right")
+    table.add_column("requests")
     for kind, count in s.errors_by_kind.items():
         table.add_row(kind, _num(count))
     table.add_section()
@@ -203,25 +222,24 @@ def _render_trust(s: Summary, console: Console) -> None:
 
 
 def _render_many(summaries, console: Console) -> None:
-    table = _table("Runs side by side (steady window where one was found)")
-    table.add_column("")
+    table = _table("Runs side by side (each run's window, else its whole run)")
     for s in summaries:
-        table.add_column(s.name, justify="right")
+        table.add_column(s.name)
     pick = [s.steady or s.whole for s in summaries]
     shown = [m for m in METRICS if m.side_by_side]
-    for m in shown:
-        if not m.distribution:
-            table.add_row(m.heading, *(_num(getattr(b, m.field)) for b in pick))
+    table.add_row("figures from", *(_scope(s) for s in summaries), words=True)
+    _scalar_rows(table, [m for m in shown if not m.distribution],
+                 lambda m: [_num(getattr(b, m.field)) for b in pick])
     for m in shown:
         if m.kind == LATENCY:
             for p in summaries[0].percentiles:
                 cells = [b.latency[m.name] and b.latency[m.name].percentiles.get(p) for b in pick]
                 table.add_row(figure(m, p).heading, *(_num(c) for c in cells))
     table.add_row("verdict", *(
-        Text("overloaded", style="bold red") if s.verdict.overloaded
+        Text("overloaded: latencies are a queue's waits", style="bold red") if s.verdict.overloaded
         else Text("steady" if s.verdict.steady else "no steady state", style="green" if s.verdict.steady else "yellow")
         for s in summaries
-    ))
+    ), words=True)
     table.add_row("warnings", *(str(len(s.warnings)) for s in summaries))
     console.print(table)
     for s in summaries:

@@ -24,7 +24,7 @@ from .metrics import (
 )
 from .run import NO_ERROR, Run
 from .server import ServerTimeline, server_side
-from .trust import Verdict, Window, find_window, verdict, warnings
+from .trust import Verdict, Window, find_window, verdict, warnings, window_name
 
 DEFAULT_PERCENTILES = (50, 90, 95, 99, 99.9)
 _SCALARS = tuple(m for m in METRICS if not m.distribution)
@@ -74,6 +74,7 @@ class Summary:
             "overloaded": self.verdict.overloaded,
             "steady_state": self.verdict.steady,
             "text": self.verdict.text,
+            "needed_duration_s": self.verdict.needed_s,
             "reasons": list(self.verdict.reasons),
         }
         out["warnings"] = list(self.warnings)
@@ -129,7 +130,10 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         selected = (run.scheduled_ns >= t0) & (run.scheduled_ns < t1)
         served = rm.ok & (run.end_ns >= t0) & (run.end_ns < t1)
         steady = measure(run, rm, series, t0_ns=t0, t1_ns=t1, selected=selected, served=served, **scope)
-    blocks = {"whole run": whole} if steady is None else {"whole run": whole, "steady window": steady}
+    judged = verdict(run, rm, win, why_none)
+    blocks = {"whole run": whole}  # named as the tables name them: the warnings say which one is short
+    if win is not None and steady is not None:
+        blocks[window_name(win, judged)] = steady
     t0_ns, t1_ns = win.bounds_ns(run) if win is not None else (run.start_ns, run.start_ns + duration_ns(run))
     server = server_side(run, t0_ns, t1_ns, series.t_s.size, (steady or whole).latency)
     failed = run.error != NO_ERROR
@@ -144,7 +148,7 @@ def summarize(run: Run, *, percentiles=DEFAULT_PERCENTILES, goodput=None, window
         whole=whole,
         steady=steady,
         window=win,
-        verdict=verdict(run, rm, win, why_none),
+        verdict=judged,
         warnings=tuple(warnings(run, rm, blocks, percentiles)) + server.warnings,
         errors_by_kind={name: int(c) for name, c in zip(run.error_names, kinds) if c},
         errors_by_status={int(s): int(c) for s, c in zip(statuses, counts)},

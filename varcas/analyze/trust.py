@@ -61,6 +61,7 @@ class Verdict:
     overloaded: bool
     steady: bool  # a steady window exists (found, or set by hand)
     reasons: tuple  # the evidence, in plain words
+    needed_s: float | None = None  # without a steady state (not overloaded): the send phase one needs
 
     @property
     def text(self) -> str:
@@ -70,8 +71,35 @@ class Verdict:
                 + ". The percentiles describe a growing queue, not a steady state."
             )
         if not self.steady:
-            return "No steady state: " + "; ".join(self.reasons) + "."
+            return "No steady state: " + "; ".join(self.reasons) + "." + (
+                f" Runs need --duration {self.needed_s:.0f} s or more to show one here ({NEEDED_WHY})."
+                if self.needed_s else "")
         return "Steady: completions kept up with arrivals and TTFT did not grow."
+
+
+NEEDED_WHY = "twice the warm-up: the requests' E2E p90 plus the longest averaging stretch, 10 s"
+
+
+def needed_duration_s(rm: RequestMetrics) -> float | None:
+    """The send phase a steady window needs here, from the measured latencies (None: nothing
+    measured): the window must start within the first half of the send phase, after a warm-up
+    that lasts about as long as a request (E2E p90) plus one averaging stretch (at most 10 s);
+    rounded up to 10 s."""
+    if not rm.measured.any():
+        return None
+    e2e_p90_s = float(kernels.percentiles(rm.e2el_ns[rm.measured], [90])[0]) / NS_PER_S
+    return max(MIN_STEADY_S, 10.0 * math.ceil(2 * (e2e_p90_s + 10.0) / 10.0))
+
+
+def window_name(window: Window, verdict: Verdict) -> str:
+    """The window as a heading names it, with its span: 'steady window' only where the verdict
+    found a steady state and no overload; the fallback is a stand-in for one (module docstring)."""
+    span = f"{window.start_s:.0f}-{window.end_s:.0f} s"
+    if window.source == "fallback":
+        return f"stand-in window {span}, not steady"
+    notes = (["set by hand"] if window.source == "manual" else []) + (
+        ["overloaded, not steady"] if verdict.overloaded else [])
+    return ", ".join([f"window {span}" if notes else f"steady window {span}", *notes])
 
 
 def find_window(run: Run, rm: RequestMetrics) -> tuple[Window | None, str | None]:
@@ -100,7 +128,7 @@ def verdict(run: Run, rm: RequestMetrics, window: Window | None, why_none: str |
     if not rm.ok.any():
         return Verdict(False, False, ("every request failed",))
     if window is None:
-        return Verdict(False, False, (why_none,))
+        return Verdict(False, False, (why_none,), needed_duration_s(rm))
     t0, t1 = window.bounds_ns(run)
     reasons = []
     if window.source == "fallback":
@@ -130,7 +158,8 @@ def verdict(run: Run, rm: RequestMetrics, window: Window | None, why_none: str |
     if growth is not None:
         reasons.append(f"TTFT (from the schedule) p50 rose from {growth[0]:.0f} ms to {growth[1]:.0f} ms")
     overloaded = growth is not None or (growing_backlog and steady) or queue is not None
-    return Verdict(overloaded, steady, tuple(reasons))
+    needed = None if steady or overloaded else needed_duration_s(rm)
+    return Verdict(overloaded, steady, tuple(reasons), needed)
 
 
 def _short_streams(rm: RequestMetrics, window_s: float) -> float | None:

@@ -15,12 +15,15 @@ and every fail at or above hi, so the capacity is lo. Rates are rounded to 4 sig
 digits, so a rate, its run directory (rate-12.5) and the run's config say the same number;
 tolerance >= MIN_TOLERANCE keeps every midpoint strictly inside the bracket.
 
-Knee: per step, goodput (good requests finishing in the window, per second) against the offered
-load (requests scheduled in the window, per second). Going up the tested rates, the knee is the
-last rate before the first one where goodput/offered falls below the attainment target: where
-goodput stops tracking offered load. It is judged on throughput alone, so it normally is the
-capacity (the bracket's lower end), with the bracket's upper end the first rate past it; it
-sits higher when runs failed on the overload verdict while goodput still kept up.
+Knee: per step, goodput against the offered load, both of the requests scheduled in the window:
+their ratio is the attainment. Going up the tested rates, the knee is the last rate before the
+first one whose attainment falls below the target: where goodput stops tracking offered load.
+It is judged without the overload verdict, so it is the capacity (the bracket's lower end), with
+the bracket's upper end the first rate past it, unless runs failed on the overload verdict alone:
+then it sits higher. (vLLM's request goodput counts the good requests *finishing* in the window
+instead; while the in-flight count still rises through a window, that falls short of the offered
+load even where every request met the SLOs, so it does not judge the knee.) The knee's sentence
+names each side as the table shows it (rate_text, share_text) and whether it passed.
 
 sweep(): search() with the steps' runs in OUT/rate-<rate>/ and OUT/capacity.json rewritten after
 every step. Rerun with the same spec, it reuses the runs it recorded that completed.
@@ -76,10 +79,10 @@ class Knee:
     above: Step | None  # the first tested rate where it does not track (None: it tracked at every one)
 
     def to_dict(self) -> dict:
-        """Rate, offered load and goodput (req/s) on either side of the knee."""
+        """Rate, offered load, attainment and goodput (req/s) on either side of the knee."""
         return {f"{side}_{key}": getattr(step, key) if step else None
                 for side, step in (("below", self.below), ("above", self.above))
-                for key in ("rate_rps", "offered_rps", "goodput_rps")}
+                for key in ("rate_rps", "offered_rps", "attainment", "goodput_rps")}
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,16 @@ class CapacityResult:
     def text(self) -> str:
         """The answer in one line: capacity, bracket or why there is none, and the knee."""
         return f"{_capacity_text(self)}; knee: {_knee_text(self)}"
+
+
+def rate_text(value: float | None) -> str:
+    """A rate in req/s as the table and the knee's sentence show it: 3 significant digits."""
+    return "-" if value is None else f"{value:.3g}"
+
+
+def share_text(value: float | None) -> str:
+    """An attainment as the table and the knee's sentence show it: '99.5%'."""
+    return "-" if value is None else f"{value:.1%}"
 
 
 def round_rate(rate: float) -> float:
@@ -222,12 +235,12 @@ def conclude(steps: list[Step], slos: dict, attainment: float, outcome: str) -> 
 
 
 def knee(steps: list[Step], attainment: float) -> Knee:
-    """The last tested rate before goodput/offered first falls below the attainment target."""
+    """The last tested rate before the attainment first falls below the target (verdict aside)."""
     by_rate = {s.rate_rps: s for s in steps}
     below = None
     for rate in sorted(by_rate):
         s = by_rate[rate]
-        if not (s.goodput_rps is not None and s.offered_rps and s.goodput_rps / s.offered_rps >= attainment):
+        if s.attainment is None or s.attainment < attainment:
             return Knee(below, s)
         below = s
     return Knee(below, None)
@@ -248,25 +261,26 @@ def _capacity_text(r: CapacityResult) -> str:
 
 
 def _load_text(step: Step) -> str:
-    if step.goodput_rps is None:
-        return f"{step.rate_rps:g} req/s (no steady window)"
-    return f"{step.rate_rps:g} req/s ({step.goodput_rps:.3g} good of {step.offered_rps:.3g} offered req/s)"
+    """A step as its table row shows it: rate, attainment of the offered load, and the outcome."""
+    outcome = "passed" if step.passed else "failed, overloaded" if step.overloaded else "failed"
+    if step.attainment is None:
+        return f"{step.rate_rps:g} req/s (no steady window; {outcome})"
+    return (f"{step.rate_rps:g} req/s ({share_text(step.attainment)} of {rate_text(step.offered_rps)} offered "
+            f"req/s; {outcome})")
 
 
 def _knee_text(r: CapacityResult) -> str:
     below, above = r.knee.below, r.knee.above
+    meet = f"{r.attainment * 100:g}% of the offered requests meet the SLOs"
     if below is None:
-        return f"goodput falls behind offered load already at {_load_text(above)}" if above else "no rate judged"
-    tracks = f"goodput tracks offered load up to {_load_text(below)}"
+        return f"fewer than {meet} already at {_load_text(above)}" if above else "no rate judged"
+    tracks = f"at least {meet} up to {_load_text(below)}"
     if above is None:
         return tracks + ", the highest rate tried"
-    if below.rate_rps == r.lo_rps:
-        relation = "the capacity bracket"
-    elif r.lo_rps is not None and below.rate_rps > r.lo_rps:
-        relation = "above the capacity: runs between kept up in goodput but failed (see their reasons)"
-    else:
-        relation = "below the capacity"
-    return f"{tracks} and falls behind at {_load_text(above)}: {relation}"
+    # Every pass lies below every fail, so a knee off the capacity is above it, past verdict-only fails.
+    relation = ("the capacity bracket" if below.rate_rps == r.lo_rps
+                else "above the capacity: runs up to it met the SLOs but failed on the overload verdict")
+    return f"{tracks}, fewer at {_load_text(above)}: {relation}"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from ..analyze.summary import parse_goodput
 from ..analyze.trust import MIN_STEADY_S
@@ -17,6 +16,7 @@ from ..load.flags import add_load_flags
 from ..load.runner import LoadConfig
 from ..schedule.workloads import load_workload
 from ..signals import interrupts_raise
+from ..termtable import Table
 from .backend import add_backend_flags, backend_spec, open_backend
 from .capacity import (
     CAPACITY_FILE,
@@ -25,6 +25,8 @@ from .capacity import (
     Step,
     check_search,
     open_out,
+    rate_text,
+    share_text,
     sweep,
 )
 
@@ -106,14 +108,6 @@ def _ms(value) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def _share(value) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _rate(value) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
 def _verdict(step: Step) -> str:
     if step.status == "interrupted":
         return "interrupted"
@@ -127,18 +121,21 @@ def step_line(step: Step) -> str:
     mark = "[green]pass[/]" if step.passed else "[red]fail[/]"
     reused = " [dim](reused)[/]" if step.reused else ""
     why = "" if step.passed else f": {step.reason}"
-    return (f"{step.rate_rps:g} req/s {mark}{reused}  attainment {_share(step.attainment)}  goodput "
-            f"{_rate(step.goodput_rps)} req/s  TTFT p99 {_ms(step.ttft_p99_ms)} ms  TPOT p99 "
+    return (f"{step.rate_rps:g} req/s {mark}{reused}  attainment {share_text(step.attainment)}  goodput "
+            f"{rate_text(step.goodput_rps)} req/s  TTFT p99 {_ms(step.ttft_p99_ms)} ms  TPOT p99 "
             f"{_ms(step.tpot_p99_ms)} ms{why}")
 
 
 def table(result: CapacityResult) -> Table:
-    """The tested rates, lowest first, with the figures of their steady windows."""
-    t = Table(title="Capacity search: steady windows (req/s, ms)", title_justify="left",
+    """The tested rates, lowest first, with the figures of their windows (steady, or a stand-in
+    for one: the verdict column says which)."""
+    t = Table("Capacity search, over each run's window (steady only where the verdict says so; req/s, ms): "
+              "offered and attained count the requests scheduled in it, goodput the good ones finishing in it",
+              title_justify="left",
               box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)
     for name in ("rate", "offered", "attained", "pass", "goodput", "TTFT p99", "TPOT p99", "verdict"):
-        t.add_column(name, justify="left" if name in ("pass", "verdict") else "right", no_wrap=True)
+        t.add_column(name, justify="left" if name in ("pass", "verdict") else "right")
     for s in sorted(result.steps, key=lambda s: s.rate_rps):
-        t.add_row(f"{s.rate_rps:g}", _rate(s.offered_rps), _share(s.attainment), "yes" if s.passed else "no",
-                  _rate(s.goodput_rps), _ms(s.ttft_p99_ms), _ms(s.tpot_p99_ms), _verdict(s))
+        t.add_row(f"{s.rate_rps:g}", rate_text(s.offered_rps), share_text(s.attainment), "yes" if s.passed else "no",
+                  rate_text(s.goodput_rps), _ms(s.ttft_p99_ms), _ms(s.tpot_p99_ms), _verdict(s))
     return t
