@@ -179,7 +179,7 @@ def _gap_note(s: Summary) -> str:
         got = (s.server or {}).get(m.name) or {}
         gap, client = got.get(m.key("gap_mean")), got.get(m.key("client_mean"))
         if gap is not None and client:
-            parts.append(f"{m.label} {gap:+.2f} {m.unit} of {client:.2f} {m.unit} at the mean "
+            parts.append(f"{m.label} {'+' if gap >= 0 else ''}{_num(gap)} {m.unit} of {_num(client)} {m.unit} at the mean "
                          f"({100 * gap / client:+.0f}%)")
     return "network + API server (client minus server): " + "; ".join(parts) if parts else ""
 
