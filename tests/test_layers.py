@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "varcas"
 
 LAYERS = (
     ("_timing", "errors"),
-    ("bounded", "resources", "clikit", "signals"),
+    ("bounded", "resources", "clikit", "signals", "termtable"),
     ("rundir", "schedule", "metricsfile"),
     ("analyze", "roofline", "serve"),
     ("telemetry",),

@@ -6,9 +6,9 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 
+from varcas import rundir
 from varcas.errors import VarcasError
 from varcas.load.request import RequestBuilder, Target, parse_header
-from varcas import rundir
 from varcas.rundir import (
     PARQUET,
     convert_to_parquet,
@@ -84,7 +84,7 @@ def test_rows_round_trip_through_arrows_and_parquet(tmp_path):
     assert [r["finish_reason"] for r in rows] == ["length", None, "length"]
     assert rows[1]["first_token_ns"] is None and rows[2]["http_status"] == 200
     meta = pq.read_schema(tmp_path / PARQUET).metadata
-    assert meta[b"varcas.schema_version"] == b"1" and b"varcas.run" in meta
+    assert meta[b"varcas.schema_version"] == str(rundir.SCHEMA_VERSION).encode() and b"varcas.run" in meta
 
 
 def test_parquet_rows_are_in_request_order_and_the_stream_goes(tmp_path, monkeypatch):

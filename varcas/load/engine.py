@@ -7,6 +7,9 @@ loop, not from the loop's 1 ms-granular timers. An optional concurrency cap queu
 FIFO; the wait is recorded per request (slot_wait_ns) and never hidden in the latency.
 In a conversation schedule the clock sends the first turns, and each later turn is put on the
 same timer when its previous turn ends (varcas.load.conversations.Turns).
+In a load worker process (varcas.load.workers) the engine runs its share of the schedule:
+request_ids maps its own indices to the schedule's, the cap is shared by every worker
+(varcas.load.slots), and fail-fast only reports (on_trip) to the parent, which decides.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import orjson
 from .._timing import Timer, monotonic_ns
 from .client import Connection, Pool
 from .conversations import Turns
+from .slots import NEVER, SharedSlots
 
 _RING = 8192  # recent samples kept for live percentiles
 # A timerfd wake-up arrives some tens of microseconds after its deadline (measured on this
@@ -52,7 +56,8 @@ class Engine:
     """Dispatches a schedule over a Pool and writes one row per request to a Recorder."""
 
     def __init__(self, loop, pool_factory, offsets_ns, input_len, output_len, build, recorder,
-                 *, max_concurrency=None, request_timeout_s=600.0, failures=None, turns: Turns | None = None) -> None:
+                 *, max_concurrency=None, request_timeout_s=600.0, failures=None, turns: Turns | None = None,
+                 request_ids: np.ndarray | None = None, shared: SharedSlots | None = None) -> None:
         self.loop = loop
         self.pool: Pool[_Request] = pool_factory(self)
         self.offsets_ns = offsets_ns  # schedule offsets from t=0, non-decreasing
@@ -61,7 +66,9 @@ class Engine:
         self.output_len = output_len
         self.build = build  # build(i) -> request bytes
         self.recorder = recorder
+        self.ids = request_ids  # index i -> its request_id in the run (None: the same)
         self.cap = max_concurrency
+        self.shared = shared  # the cap shared with other worker processes (None: this engine's own)
         self.timeout_ns = int(request_timeout_s * 1e9)
         self.failures = failures  # varcas.load.failures.FailureLog, or None
         self.n = len(offsets_ns)
@@ -76,6 +83,8 @@ class Engine:
         self.sending_ended = loop.create_future()  # set when nothing more will be sent
         self.done = loop.create_future()  # set when, in addition, nothing is in flight
         self.timer = Timer()
+        self.on_trip = self.stop_sending  # fail fast (a worker reports to its parent instead)
+        self._tripped = False
 
     # -- dispatch ---------------------------------------------------------------------------
     def start(self, start_ns: int) -> None:
@@ -138,10 +147,15 @@ class Engine:
             now = monotonic_ns()
 
     def _fire(self, i: int) -> None:
-        if self.cap is not None and len(self.inflight) >= self.cap:
+        if self.cap is not None and not self._take_slot(i):
             self.waiting.append(i)
             return
         self._send(i, 0)
+
+    def _take_slot(self, i: int) -> bool:
+        if self.shared is None:
+            return len(self.inflight) < self.cap
+        return self.shared.acquire(int(self.when[i]), bool(self.waiting))
 
     def _send(self, i: int, slot_wait_ns: int) -> None:
         request = (i, slot_wait_ns)
@@ -150,9 +164,33 @@ class Engine:
         self.inflight[i] = self.pool.acquire(request, self.build(i), int(self.output_len[i]))
 
     def _slot_freed(self) -> None:
-        if self.waiting and not self.stopped:
+        if self.shared is not None:
+            if self.shared.release():
+                self._send_waiting(1)
+        elif self.waiting and not self.stopped:
             i = self.waiting.popleft()
             self._send(i, monotonic_ns() - int(self.when[i]))
+
+    def slots_granted(self) -> None:
+        """Other workers passed this one slots of the shared cap: send that many waiters."""
+        assert self.shared is not None
+        self._send_waiting(self.shared.claim())
+        self._check_done()
+
+    def _send_waiting(self, count: int) -> None:
+        assert self.shared is not None
+        sent = 0
+        while sent < count and self.waiting and not self.stopped:
+            i = self.waiting.popleft()
+            self._send(i, monotonic_ns() - int(self.when[i]))
+            sent += 1
+        if sent < count:
+            self.shared.give_back(count - sent)
+        self.shared.set_head(int(self.when[self.waiting[0]]) if self.waiting else NEVER)
+
+    def rid(self, i: int) -> int:
+        """Request i's request_id in the run."""
+        return i if self.ids is None else int(self.ids[i])
 
     # -- completion -------------------------------------------------------------------------
     def on_response(self, conn: Connection[_Request]) -> None:
@@ -194,8 +232,9 @@ class Engine:
         sent = conn.sent_ns or None
         first_token = p.first_token_ns or None
         scheduled = int(self.when[i])
+        rid = self.rid(i)
         self.recorder.record(
-            request_id=i, scheduled_ns=scheduled, slot_wait_ns=slot_wait, sent_ns=sent,
+            request_id=rid, scheduled_ns=scheduled, slot_wait_ns=slot_wait, sent_ns=sent,
             first_byte_ns=p.first_byte_ns or None, first_token_ns=first_token, end_ns=end_ns,
             token_ns=p if sent else b"",
             input_tokens=in_tok if type(in_tok) is int else None,
@@ -205,9 +244,10 @@ class Engine:
         )
         self._count(kind, sent, first_token, scheduled + slot_wait, p.n_events)
         if self.failures is not None:
-            self.failures.record(i, kind, p.status, excerpt)
-            if self.failures.tripped and not self.stopped:
-                self.stop_sending()  # fail fast: the first requests all failed the same way
+            self.failures.record(rid, kind, p.status, excerpt)
+            if self.failures.tripped and not self._tripped:
+                self._tripped = True
+                self.on_trip()  # fail fast: the first requests all failed the same way
         del self.inflight[i]
         if kind is None:
             self.pool.release(conn)
@@ -226,9 +266,9 @@ class Engine:
         for k in self.turns.ended(i, kind is None, end_ns):
             self.when[k] = monotonic_ns()
             self._cancel_unsent(k)
-            if self.failures is not None:
-                self.failures.note(k, "cancelled", f"conversation {k % self.turns.c} ended: its turn "
-                                   f"{i // self.turns.c} (request {i}) failed ({kind})")
+            if self.failures is not None:  # a conversation is its first turn's request_id
+                self.failures.note(self.rid(k), "cancelled", f"conversation {self.rid(k % self.turns.c)} ended: "
+                                   f"its turn {i // self.turns.c} (request {self.rid(i)}) failed ({kind})")
         self._arm()
 
     def _count(self, kind, sent, first_token, due, events) -> None:
@@ -270,13 +310,15 @@ class Engine:
             self.turns.stop()
         while self.waiting:
             self._cancel_unsent(self.waiting.popleft())
+        if self.shared is not None:
+            self.shared.withdraw()
         self._arm()
 
     def _cancel_unsent(self, i: int) -> None:
         now = monotonic_ns()
         scheduled = int(self.when[i])
         self.recorder.record(
-            request_id=i, scheduled_ns=scheduled, slot_wait_ns=now - scheduled, sent_ns=None,
+            request_id=self.rid(i), scheduled_ns=scheduled, slot_wait_ns=now - scheduled, sent_ns=None,
             first_byte_ns=None, first_token_ns=None, end_ns=now, token_ns=b"", input_tokens=None,
             output_tokens=None, requested_input_tokens=int(self.input_len[i]),
             requested_output_tokens=int(self.output_len[i]), http_status=0, error="cancelled", finish_reason=None,

@@ -35,11 +35,17 @@ def error_message(kind: str, status: int, excerpt: bytes) -> str:
     return f"{kind}{where}: {text}" if text else f"{kind}{where}"
 
 
+def signature(message: str) -> str:
+    """What makes two failures "the same" for fail-fast: the message with its digits ignored."""
+    return _DIGITS.sub("#", message)
+
+
 class FailureLog:
     """errors.log writer, first-failure keeper and fail-fast detector for one run."""
 
     def __init__(self, path, secrets: tuple[str, ...] = (), window: int = 20) -> None:
-        self._file: TextIO | None = open(path, "a", encoding="utf-8")  # None once logging stopped
+        # line-buffered: each line is one append, so load workers can share the file
+        self._file: TextIO | None = open(path, "a", encoding="utf-8", buffering=1)  # None once logging stopped
         self._secrets = tuple(s for s in secrets if s)
         self.window = window  # 0: never fail fast
         self.finished = 0
@@ -72,10 +78,10 @@ class FailureLog:
         if self.first is None:
             self.first = message
         if self.window and self.finished <= self.window and self._signature != "":
-            signature = _DIGITS.sub("#", message)
+            sig = signature(message)
             if self._signature is None:
-                self._signature = signature
-            elif signature != self._signature:
+                self._signature = sig
+            elif sig != self._signature:
                 self._signature = ""
             if self.finished == self.window and self._signature:
                 self.tripped = message

@@ -10,21 +10,36 @@ none (--base-url, --host/--port, --backend, the ramp-up, the sampling parameters
 """
 from __future__ import annotations
 
+import argparse
 import math
 from typing import Any
 
 from ..clikit import positive_float, positive_int
+from ..errors import VarcasError
 from ..schedule.arrivals import ARRIVALS, RAMPS, arrival_help
 from ..schedule.datasets import DATASETS
 from ..schedule.shapes import THINK
 from .context import CLIP_HELP
 from .datasets import parse_range_ratio
 from .request import API_PATHS, BACKENDS
+from .workers import parse_cores, parse_workers
 
 
 def positive_rate(text: str) -> float:
     """argparse type: a request rate > 0, or inf (vLLM's: every request at once)."""
     return math.inf if text.strip().lower() == "inf" else positive_float(text)
+
+
+def _argparse_type(parse):
+    """An argparse type from a library parser: its VarcasError ("--flag: why") becomes
+    argparse's one-line error (which names the flag itself)."""
+    def convert(text: str):
+        try:
+            return parse(text)
+        except VarcasError as exc:
+            raise argparse.ArgumentTypeError(str(exc).partition(": ")[2] or str(exc)) from None
+    convert.__name__ = parse.__name__
+    return convert
 
 # dest -> (option strings, argparse keyword arguments)
 LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
@@ -82,7 +97,14 @@ LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     "seed": (("--seed",), dict(type=int, default=0, help="seed of the schedule and prompts (default 0)")),
     # run
     "max_concurrency": (("--max-concurrency",), dict(type=positive_int, help="cap on requests in flight "
-                                                     "(waits are recorded)")),
+                                                     "(waits are recorded); one cap for all --workers")),
+    "workers": (("--workers",), dict(type=_argparse_type(parse_workers), default=1, metavar="N|auto",
+                                     help="load worker processes sharing the schedule, each with its own event loop "
+                                          "(default 1; auto: from the planned token events/s and a per-core ceiling "
+                                          "measured at start-up, at most the CPUs - 1)")),
+    "worker_cores": (("--worker-cores",), dict(type=_argparse_type(parse_cores), metavar="LIST",
+                                               help="pin worker k to the k-th of these CPUs (e.g. 2,3 or 2-5; "
+                                                    "round robin; default: unpinned)")),
     "request_timeout_s": (("--request-timeout",), dict(type=positive_float, default=600.0,
                                                        help="seconds a request may take (default 600)")),
     "drain_timeout_s": (("--drain-timeout",), dict(type=positive_float, default=30.0,

@@ -60,6 +60,13 @@ class _EncodedPool:
             stride += 1
         self._stride = stride
 
+    def __getstate__(self) -> dict:
+        """Pickled (for load worker processes) with its buffer's bytes: a memoryview does not pickle."""
+        return {**self.__dict__, "_view": self._view.obj}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _view=memoryview(state["_view"]))
+
     def start(self, i: int) -> int:
         """First item of request i's window; distinct for any n consecutive i."""
         return (self._shift + i * self._stride) % self.n

@@ -7,11 +7,13 @@ SIGHUP stopped it), in-flight requests get drain_timeout_s to finish; then, or a
 they are cancelled and recorded as such. A run therefore ends at most drain_timeout_s after
 its schedule, even against a server whose queue has grown for minutes. Rows are flushed to
 requests.arrows every second, so a crash loses at most the last second; the Parquet file and
-the final manifest are written at the end whatever happened.
+the final manifest are written at the end whatever happened. With --workers N > 1 the same run
+is sent by N processes (varcas.load.workers), each flushing its own stream.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import platform
@@ -30,11 +32,10 @@ from .. import __version__
 from .._timing import monotonic_ns
 from ..errors import VarcasError
 from ..rundir import (
-    ARROWS,
     ERRORS_LOG,
     SCHEMA_VERSION,
     convert_to_parquet,
-    os_error_text,
+    request_streams,
     write_manifest,
 )
 from ..rundir.recorder import Recorder
@@ -42,7 +43,7 @@ from ..schedule import Schedule, build_schedule, load_workload
 from ..schedule.datasets import TextDataset
 from ..signals import ENDING, held, interrupts_raise
 from ..telemetry import scrape
-from . import datasets
+from . import datasets, workers
 from .client import Pool
 from .context import fit_to_context
 from .conversations import Turns, write_conversations
@@ -52,6 +53,7 @@ from .preflight import control_client, preflight
 from .progress import Progress
 from .request import BACKENDS, RequestBuilder, Target, parse_header
 from .vocab import from_tokenizer, plan_prompts
+from .worker import drive, raise_fd_limit, write_error
 
 SENSITIVE_HEADERS = ("authorization", "api-key", "x-api-key", "cookie", "proxy-authorization", "token")
 
@@ -94,6 +96,8 @@ class LoadConfig:
     tokenizer: str | None = None  # local HF tokenizer (dir or tokenizer.json) for prompt token IDs
     clip_to_context: bool = False  # shorten requests that exceed the model's max_model_len
     fail_fast: int = 20  # stop when the first N finished requests all failed alike (0: never)
+    workers: int | str = 1  # load worker processes, or "auto" (varcas.load.workers)
+    worker_cores: str | list[int] | None = None  # CPUs to pin worker k to (the k-th, round robin): "0,2-3"
     metrics_interval_s: float = 0.5  # scrape the server's /metrics this often into metrics.parquet (0: never)
     gpu_metrics_url: str | None = None  # a dcgm-exporter's /metrics, scraped beside the server's
     gpu_metrics: bool = True  # sample this host's GPUs through NVML when the server runs here
@@ -207,6 +211,8 @@ def prepare(cfg: LoadConfig) -> Prepared:
         if not value > 0 or value != value or value == float("inf"):
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
     _check_sampling(cfg)
+    cfg.workers = workers.parse_workers(cfg.workers)
+    cfg.worker_cores = workers.parse_cores(cfg.worker_cores)
     datasets.check_flags(cfg)
     headers = [parse_header(h) for h in cfg.headers]
     workload = load_workload(cfg.workload)
@@ -322,12 +328,14 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
     prep.input_len, prep.output_len, note = fit_to_context(
         prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
     sched = prep.schedule
+    layout = workers.plan(cfg, sched)
     run_dir = make_run_dir(cfg.out, prep.workload_name)
     builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key,
                              sampling(cfg))
     manifest = base_manifest(prep, url, target_kind, target_params, info)
     manifest["prompts"] = plan.record
     manifest["workload_shape"] = datasets.record(cfg, sched, texts)
+    manifest["workers"] = layout.describe()
     if note:
         _say(console, note)
         manifest["warnings"].append(note)
@@ -336,12 +344,16 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
         write_manifest(run_dir, manifest)
         if sched.shape.turns > 1:
             write_conversations(run_dir, sched.timed, len(sched))
-        _raise_fd_limit()
+        raise_fd_limit()
         if cfg.metrics_interval_s:
             scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure,
                                    cfg.gpu_metrics_url, cfg.gpu_metrics and target_kind == "server")
-        outcome = _execute(prep, datasets.prompt_source(prep, plan, texts), builder, target, run_dir, console,
-                           api_key, rearm)
+        secrets = (api_key or "", *(v for k, v in prep.headers if any(s in k.lower() for s in SENSITIVE_HEADERS)))
+        if layout.n > 1:
+            outcome = workers.execute(prep, plan, texts, builder, target, run_dir, console, secrets, rearm, layout)
+        else:
+            outcome = _execute(prep, datasets.prompt_source(prep, plan, texts), builder, target, run_dir, console,
+                               secrets, rearm, layout)
     except KeyboardInterrupt:  # a signal outside the event loop's own handling
         outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
                    "ended_at": datetime.now(timezone.utc).isoformat()}
@@ -354,13 +366,15 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
 
 
 def _finish(run_dir: Path, manifest: dict, outcome: dict) -> None:
-    """The run's final files: requests.parquet from the stream (an empty one if the run ended
-    before its recorder started) and run.json with the outcome."""
+    """The run's final files: requests.parquet from the stream(s) (an empty one if the run
+    ended before any recorder started), each worker's health and run.json with the outcome."""
     manifest.update(outcome)
     try:
-        if not (run_dir / ARROWS).is_file():
+        if not request_streams(run_dir):
             Recorder(run_dir).close()
         manifest["counts"]["recorded"] = convert_to_parquet(run_dir, manifest)
+        with contextlib.suppress(VarcasError):
+            workers.health(run_dir, manifest)
     except (VarcasError, OSError) as exc:  # a full disk: say so in run.json if it still fits
         manifest.update(status="interrupted", interrupted_by=str(exc))
         try:
@@ -396,9 +410,9 @@ def base_manifest(prep: Prepared, url, target_kind, target_params, info) -> dict
 
 
 def _execute(prep: Prepared, prompt: Callable[[int], bytes], builder: RequestBuilder, target: Target, run_dir: Path,
-             console, api_key, rearm) -> dict:
-    """Drive the event loop over the schedule (prompt(i): request i's prompt bytes); returns the
-    manifest fields of the outcome."""
+             console, secrets: tuple[str, ...], rearm, layout: workers.Layout) -> dict:
+    """Drive the event loop over the schedule in this process (prompt(i): request i's prompt
+    bytes); returns the manifest fields of the outcome."""
     cfg = prep.config
     build_req, in_len, out_len = builder.build, prep.input_len, prep.output_len
 
@@ -406,7 +420,6 @@ def _execute(prep: Prepared, prompt: Callable[[int], bytes], builder: RequestBui
         return build_req(i, prompt(i), int(out_len[i]))
 
     recorder = Recorder(run_dir)
-    secrets = (api_key or "", *(v for k, v in prep.headers if any(s in k.lower() for s in SENSITIVE_HEADERS)))
     failures = FailureLog(run_dir / ERRORS_LOG, secrets, cfg.fail_fast)
     loop = uvloop.new_event_loop()
     sched = prep.schedule
@@ -418,14 +431,14 @@ def _execute(prep: Prepared, prompt: Callable[[int], bytes], builder: RequestBui
     ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     storage = None  # why rows could not be written (a full disk), if they could not
     try:
-        with Progress(console, not cfg.quiet, planned_s) as progress:
+        with Progress(console, not cfg.quiet, planned_s) as progress, _pinned(layout.cores[0]):
             start_ns, interrupted, storage = loop.run_until_complete(_drive(engine, cfg, progress, recorder))
     finally:
         rearm()  # the loop's handlers are gone: signals raise KeyboardInterrupt again
         try:
             recorder.close()
         except OSError as exc:
-            storage = storage or _write_error(exc)
+            storage = storage or write_error(exc)
         failures.close()
         loop.close()
     ru1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
@@ -437,7 +450,7 @@ def _execute(prep: Prepared, prompt: Callable[[int], bytes], builder: RequestBui
         failure = f"the first {failures.window} requests all failed: {failures.tripped}"
     elif not interrupted and stats.sent and not ok:
         failure = f"every request failed; the first: {failures.first or 'cancelled at the drain timeout'}"
-    return {
+    outcome = {
         "status": "failed" if failure else "interrupted" if interrupted or storage else "complete",
         **({"failure": failure} if failure else {}),
         **({"interrupted_by": storage} if storage else {}),
@@ -450,22 +463,33 @@ def _execute(prep: Prepared, prompt: Callable[[int], bytes], builder: RequestBui
         "client": {"cpu_s": cpu_s, "wall_s": wall1 - wall0, "cpu_util": cpu_s / max(wall1 - wall0, 1e-9),
                    "connections_opened": engine.pool.opened},
     }
+    outcome["workers"] = workers.in_process_record(layout, outcome, stats.events)
+    return outcome
 
 
-def _prewarm_count(cfg: LoadConfig, offsets_ns: np.ndarray) -> int:
-    """Connections to open before t=0: about the requests the first 100 ms will start."""
-    early = int(np.searchsorted(offsets_ns, 100_000_000))
-    if cfg.max_concurrency is not None:
-        early = min(early, cfg.max_concurrency)
-    return max(1, min(early + 2, 512))
+@contextlib.contextmanager
+def _pinned(cores: list[int] | None):
+    """This thread (the event loop's) on the given CPUs for the block (--worker-cores with one worker)."""
+    if cores is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cores)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: Recorder):
+    """worker.drive in this process: signals stop (first) or cancel (second), the live view."""
     loop = asyncio.get_running_loop()
     interrupts = 0
 
     def on_signal() -> None:
         nonlocal interrupts
+        if engine.done.done():
+            return
         interrupts += 1
         if interrupts == 1:
             progress.note = "interrupted: "
@@ -474,35 +498,20 @@ async def _drive(engine: Engine, cfg: LoadConfig, progress: Progress, recorder: 
             engine.cancel_all()
 
     def on_sending_ended(_) -> None:
-        loop.call_later(cfg.drain_timeout_s, engine.cancel_all)
         progress.note += f"sending done; in-flight requests may finish for {cfg.drain_timeout_s:g} s (Ctrl-C cancels)"
+
+    async def start() -> int:
+        return monotonic_ns() + 20_000_000
+
+    def tick(start_ns: int) -> None:
+        progress.update(engine.stats, (monotonic_ns() - start_ns) / 1e9, len(engine.inflight))
 
     for sig in ENDING:
         loop.add_signal_handler(sig, on_signal)
     engine.sending_ended.add_done_callback(on_sending_ended)
-    warm = _prewarm_count(cfg, engine.offsets_ns[:engine.timed])
-    engine.pool.prewarm(warm)
-    for _ in range(100):  # bounded: at most 1 s for the warm-up connections
-        if len(engine.pool.idle) >= warm or interrupts:
-            break
-        await asyncio.sleep(0.01)
-    start_ns = monotonic_ns() + 20_000_000
-    engine.start(start_ns)
-    storage = None
-    while not engine.done.done():
-        await asyncio.wait([engine.done], timeout=0.5)  # flushes at least once a second
-        try:
-            recorder.flush()
-        except OSError as exc:  # a full disk: what was flushed is kept; nothing more can be
-            storage = _write_error(exc)
-            engine.cancel_all()
-            break
-        progress.update(engine.stats, (monotonic_ns() - start_ns) / 1e9, len(engine.inflight))
-    for sig in ENDING:
-        loop.remove_signal_handler(sig)
-    engine.pool.close()
+    try:
+        start_ns, storage = await drive(engine, cfg, recorder, start, tick)
+    finally:
+        for sig in ENDING:
+            loop.remove_signal_handler(sig)
     return start_ns, interrupts > 0, storage
-
-
-def _write_error(exc: OSError) -> str:
-    return f"cannot write {ARROWS} ({os_error_text(exc)}): the rows flushed before are kept"

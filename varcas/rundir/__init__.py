@@ -2,16 +2,23 @@
 
 A run is a directory holding
   run.json           manifest (config with secrets removed, target, versions, seed, clock anchor,
-                     status, counts)
-  requests.arrows    Arrow IPC stream, appended and flushed during the run (crash-safe)
-  requests.parquet   the same rows, written at the end or recovered from requests.arrows
-  errors.log         short excerpts of error bodies (never in the rows)
+                     status, counts, the load workers and their health)
+  requests.arrows    Arrow IPC stream, appended and flushed during the run (crash-safe); with N
+                     load worker processes, one stream per worker instead: requests-w0.arrows ..
+                     requests-w{N-1}.arrows (worker k holds the requests it sent)
+  requests.parquet   the same rows, one file in request_id order whatever the number of workers,
+                     written at the end or recovered from the stream(s), which are then removed
+  errors.log         short excerpts of error bodies (never in the rows; every worker appends)
 
 Schema history (SCHEMA_VERSION, checked by every reader):
   1  first version: columns of REQUEST_SCHEMA (declared in row.py).
+  2  load workers: one Arrow stream per worker process (requests-wK.arrows) while a run with
+     --workers N > 1 is running or after it died; run.json's `workers` (count, how it was chosen,
+     cores, per-worker health). Rows and requests.parquet are unchanged.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,9 +31,10 @@ import pyarrow.parquet as pq
 from ..errors import VarcasError
 from .row import REQUEST_FIELDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST = "run.json"
 ARROWS = "requests.arrows"
+WORKER_ARROWS = re.compile(r"requests-w(\d+)\.arrows")  # a load worker's stream (format version 2)
 PARQUET = "requests.parquet"
 ERRORS_LOG = "errors.log"
 
@@ -77,7 +85,7 @@ def read_manifest(run_dir: Path) -> dict:
 # (null is allowed: older runs and runs that died lack some).
 _MANIFEST_TYPES = {"config": dict, "target": dict, "counts": dict, "client": dict, "clock_anchor": dict,
                    "prompts": dict, "status": str, "start_ns": int, "end_ns": int, "warnings": list,
-                   "command": list}
+                   "command": list, "workers": dict}
 _JSON_NAMES = {dict: "an object", str: "a string", int: "an integer", list: "a list"}
 
 
@@ -124,20 +132,44 @@ def read_arrows(path: Path) -> pa.Table:
         raise VarcasError(f"{path}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
 
 
+def worker_arrows(k: int) -> str:
+    """The file name of load worker k's Arrow stream (a run with --workers N > 1)."""
+    return f"requests-w{k}.arrows"
+
+
+def request_streams(run_dir: Path) -> list[Path]:
+    """The run directory's Arrow streams of rows: requests.arrows, then the load workers'
+    (requests-wK.arrows) in worker order; [] when there is none (the Parquet file holds the rows)."""
+    run_dir = Path(run_dir)
+    single = run_dir / ARROWS
+    parts = sorted((int(m.group(1)), p) for p in run_dir.iterdir()
+                   if (m := WORKER_ARROWS.fullmatch(p.name)) and p.is_file())
+    return ([single] if single.is_file() else []) + [p for _, p in parts]
+
+
+def read_streams(paths: list[Path]) -> pa.Table:
+    """The rows of one or more streams of a run (every complete batch) as one table; the rows
+    of several streams (load workers) are put in request_id order."""
+    tables = [read_arrows(p) for p in paths]
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables).sort_by("request_id")
+
+
 def read_requests(path: Path) -> pa.Table:
     """The per-request table of a run directory or a requests.parquet file.
 
-    Falls back to requests.arrows when the Parquet file is missing (a run that died).
+    Falls back to the Arrow stream(s) when the Parquet file is missing (a run that died).
     """
     path = Path(path)
     if not path.exists():
         raise VarcasError(f"{path}: no such file or directory")
     if path.is_dir():
-        parquet, arrows = path / PARQUET, path / ARROWS
+        parquet = path / PARQUET
         if parquet.is_file():
             path = parquet
-        elif arrows.is_file():
-            return read_arrows(arrows)
+        elif streams := request_streams(path):
+            return read_streams(streams)
         else:
             raise VarcasError(f"{path}: not a varcas run directory (no {PARQUET} or {ARROWS})")
     try:
@@ -145,6 +177,18 @@ def read_requests(path: Path) -> pa.Table:
     except (pa.ArrowInvalid, OSError) as exc:
         raise VarcasError(f"{path}: corrupt or unreadable Parquet ({str(exc).splitlines()[0]})") from None
     _schema_version_of(table.schema, path)
+    return table
+
+
+def read_columns(run_dir: Path, names: list[str]) -> pa.Table:
+    """Some columns of a finished run's requests.parquet (version-checked): a cheap read that
+    skips the token times."""
+    path = Path(run_dir) / PARQUET
+    try:
+        table = pq.read_table(path, columns=names)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise VarcasError(f"{path}: corrupt or unreadable Parquet ({str(exc).splitlines()[0]})") from None
+    _schema_version_of(pq.read_schema(path), path)
     return table
 
 
@@ -167,36 +211,56 @@ SORT_LIMIT_BYTES = 1 << 30  # a stream this large is converted as it lies (compl
 
 
 def convert_to_parquet(run_dir: Path, manifest: dict | None = None, row_group_rows: int = 131072) -> int:
-    """requests.arrows -> requests.parquet (manifest in the key-value metadata), rows in
-    request_id order; a torn tail left by a crash is dropped. Written to a temp file and
-    renamed, so a reader never sees half a file; requests.arrows is then removed. A stream over
-    SORT_LIMIT_BYTES is streamed through in completion order instead, one row group in memory
-    at a time. Returns the number of rows written."""
+    """The run's Arrow stream(s) (requests.arrows, or one per load worker) -> requests.parquet
+    (manifest in the key-value metadata), rows in request_id order; a torn tail left by a crash
+    is dropped. Written to a temp file and renamed, so a reader never sees half a file; the
+    streams are then removed. Streams over SORT_LIMIT_BYTES together are streamed through in
+    completion order instead (the workers' batches taken in turn), one row group in memory at a
+    time. Returns the number of rows written."""
     run_dir = Path(run_dir)
-    src, dst = run_dir / ARROWS, run_dir / PARQUET
+    dst = run_dir / PARQUET
     tmp = Path(str(dst) + ".tmp")
-    try:
-        f = pa.OSFile(str(src), "rb")
-        reader = ipc.open_stream(f)
-        _schema_version_of(reader.schema, src)
-        in_order = src.stat().st_size <= SORT_LIMIT_BYTES
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise VarcasError(f"{src}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
-    try:
-        schema = _parquet_schema(reader.schema, manifest)
-        with f, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            groups = _sorted_groups if in_order else _row_groups
-            rows = 0
-            for table in groups(_complete_batches(reader), schema, row_group_rows):
-                writer.write_table(table)
-                rows += table.num_rows
-        os.replace(tmp, dst)
-    except OSError as exc:  # the batches were read (a torn tail ends the stream): writing failed
-        tmp.unlink(missing_ok=True)
-        raise VarcasError(f"cannot write {dst} ({os_error_text(exc)}); {src} keeps every row: "
-                          f"free space, then `varcas recover {run_dir}`") from None
-    src.unlink(missing_ok=True)  # the Parquet file holds every row now
+    sources = request_streams(run_dir) or [run_dir / ARROWS]  # none: the error names requests.arrows
+    with contextlib.ExitStack() as stack:
+        readers = []
+        for src in sources:
+            try:
+                reader = ipc.open_stream(stack.enter_context(pa.OSFile(str(src), "rb")))
+                _schema_version_of(reader.schema, src)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise VarcasError(f"{src}: not a readable Arrow stream ({str(exc).splitlines()[0]})") from None
+            readers.append(reader)
+        in_order = sum(src.stat().st_size for src in sources) <= SORT_LIMIT_BYTES
+        try:
+            schema = _parquet_schema(readers[0].schema, manifest)
+            with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                groups = _sorted_groups if in_order else _row_groups
+                rows = 0
+                for table in groups(_in_turn([_complete_batches(r) for r in readers]), schema, row_group_rows):
+                    writer.write_table(table)
+                    rows += table.num_rows
+            os.replace(tmp, dst)
+        except OSError as exc:  # the batches were read (a torn tail ends the stream): writing failed
+            tmp.unlink(missing_ok=True)
+            kept = sources[0] if len(sources) == 1 else f"the workers' {len(sources)} streams"
+            raise VarcasError(f"cannot write {dst} ({os_error_text(exc)}); {kept} keep{'s' * (len(sources) == 1)} every row: "
+                              f"free space, then `varcas recover {run_dir}`") from None
+    for src in sources:
+        src.unlink(missing_ok=True)  # the Parquet file holds every row now
     return rows
+
+
+def _in_turn(iterators: list):
+    """The items of several iterators, one from each in turn (the workers' batches, which
+    cover about the same second each, in about the order they were written)."""
+    live = list(iterators)
+    while live:
+        for it in list(live):
+            item = next(it, None)
+            if item is None:
+                live.remove(it)
+            else:
+                yield item
 
 
 def _row_groups(batches, schema: pa.Schema, rows_per_group: int):
@@ -240,14 +304,15 @@ def _complete_batches(reader):
 
 
 def recover(run_dir: Path) -> int:
-    """Turn requests.arrows of a run whose process died into requests.parquet; returns row count."""
+    """Turn the Arrow stream(s) of a run whose process died (requests.arrows, or the load
+    workers' requests-wK.arrows) into requests.parquet; returns the row count."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     if manifest.get("status") != "running" and (run_dir / PARQUET).is_file():
         raise VarcasError(f"{run_dir}: nothing to recover: the run ended ({manifest.get('status')}) "
                           f"and its {PARQUET} was written")
-    if not (run_dir / ARROWS).is_file():
-        raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS})")
+    if not request_streams(run_dir):
+        raise VarcasError(f"{run_dir}: nothing to recover (no {ARROWS}, nor a worker's {worker_arrows(0)}, ...)")
     if manifest.get("status") == "running":
         manifest["status"] = "interrupted"
         manifest["recovered"] = True

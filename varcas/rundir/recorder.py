@@ -52,15 +52,16 @@ def _placeholder(field: pa.Field):
 
 
 class Recorder:
-    """Appends rows in memory and writes them as Arrow record batches to run_dir/requests.arrows."""
+    """Appends rows in memory and writes them as Arrow record batches to run_dir/requests.arrows
+    (or, in a load worker, to its own stream: name=rundir.worker_arrows(k))."""
 
     record = _make_record()  # record(self, *, request_id, scheduled_ns, ..., finish_reason)
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / ARROWS
+    def __init__(self, run_dir: Path, name: str = ARROWS) -> None:
+        self.path = Path(run_dir) / name
         # Written under a temporary name until it holds its schema (see below), so that
-        # requests.arrows, once it exists, is always a readable stream.
-        starting = self.path.with_name(ARROWS + ".tmp")
+        # the stream, once it exists, is always a readable stream.
+        starting = self.path.with_name(name + ".tmp")
         self._sink = pa.OSFile(str(starting), "wb")
         self._writer = ipc.new_stream(self._sink, REQUEST_SCHEMA)
         self.rows_written = 0
