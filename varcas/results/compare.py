@@ -1,21 +1,23 @@
 """compare(entries, digests): the sweep's table per workload, its Pareto front and the
 recommendation per use case.
 
-Every figure (catalog.COMPARED: the metric table's compared ones) comes from a run's steady window (the whole run where none was found, and the row
-says so) and carries the run's saturation verdict: an overloaded configuration's latencies
-describe a growing queue, so it is shown but never recommended on latency, and never sits on
-the Pareto front. Changes are relative to the baseline configuration (the first of the grid
-unless told otherwise). Use cases, among the configurations that reached a steady state and were not overloaded:
+Every figure (catalog.COMPARED: the metric table's compared ones) comes from a run's steady
+window (the whole run where none was found, and the row says so) and carries the run's
+saturation verdict: an overloaded configuration's latencies describe a growing queue, so it is
+shown but never recommended, and never sits on the Pareto front. Changes are relative to the
+baseline configuration (the first of the grid unless told otherwise). Use cases, among the
+configurations that reached a steady state and were not overloaded (a recommendation never
+comes from a run without a steady state):
   interactive   best output throughput with TTFT p99 and TPOT p99 within the SLO
   balanced      best throughput whose TTFT p99 and TPOT p99 are each within BALANCED_SLACK x
                 the lowest of any configuration
   throughput    best output throughput, whatever the latency
   cost          most output tokens per GPU-second (GPUs per server: tensor_parallel_size x
                 pipeline_parallel_size among the params, else 1)
-When no configuration kept up with the rate, interactive and balanced have no answer (the
-reason says to lower the rate or run `varcas sweep-rate`), while throughput and cost are chosen
-among the saturated runs: a saturated server's throughput is its capacity, and only that figure
-of theirs is used.
+When no configuration kept up, no use case has an answer; the reason says, with the numbers, who
+was overloaded (and what each finished: a saturated server's throughput is its capacity without
+SLOs) and whose runs were too short (and the --duration they need), and to compare at sustained
+rates (varcas pipeline's capacity step, or varcas sweep-rate).
 Throughputs within TIE of each other are a tie (an open-loop run at a rate every configuration
 can serve measures the offered load, not the server): ties go to the lower TTFT p99, and the
 reason says that the load did not separate them.
@@ -180,26 +182,23 @@ def _latency_picks(usable: list[dict], slo_ms: dict, why_none: str) -> list[dict
     return [interactive, balanced]
 
 
-def _throughput_picks(usable: list[dict], saturated: list[dict]) -> list[dict]:
-    """throughput and cost: from the configurations that kept up; if none did, from the saturated
-    ones, whose throughput is then their capacity (their latencies are a queue's, and unused)."""
-    pool = usable or saturated
-    if not pool:
-        return [{"use_case": u, "config": None, "reason": "no configuration produced a measurable run"}
-                for u in ("throughput", "cost")]
-    where = ("of the configurations that kept up with the load" if usable else
-             "while saturated (every configuration fell behind this rate, so each one's throughput is its capacity; "
-             "its latencies here are a queue's)")
-    r, tie = _best(pool, _throughput, bool(usable))
-    latency = f", at TTFT p99 {_fmt(r['metrics']['ttft_p99'], 'ms')}" if usable else ""
+def _throughput_picks(usable: list[dict], why_none: str, saturated: list[dict]) -> list[dict]:
+    """throughput and cost: from the configurations that kept up. If none did there is no pick (a
+    recommendation needs a steady state); the reason gives the most any saturated one finished,
+    which is that configuration's capacity without SLOs."""
+    if not usable:
+        best = max(saturated, key=_throughput, default=None)
+        most = (f"; the most finished while saturated was {best['config']}'s {_output_at(best)}, its capacity "
+                "without SLOs" if best else "")
+        return [{"use_case": u, "config": None, "reason": why_none + most} for u in ("throughput", "cost")]
+    r, tie = _best(usable, _throughput)
     throughput = {"use_case": "throughput", "config": r["config"], "reason":
-                  f"highest output throughput {where} ({_output_at(r)}){latency}"
-                  + (TIE_NOTE if tie else "")}
-    r, tie = _best(pool, _per_gpu, bool(usable))
+                  f"highest output throughput of the configurations that kept up with the load ({_output_at(r)}), "
+                  f"at TTFT p99 {_fmt(r['metrics']['ttft_p99'], 'ms')}" + (TIE_NOTE if tie else "")}
+    r, tie = _best(usable, _per_gpu)
     gpus = "one GPU" if r["gpus"] == 1 else f"{r['gpus']} GPUs"
     cost = {"use_case": "cost", "config": r["config"], "reason":
-            f"most output tokens per GPU-second ({_fmt(_per_gpu(r), 'tok/s')} on {gpus})"
-            + ("" if usable else " while saturated") + (TIE_NOTE if tie else "")}
+            f"most output tokens per GPU-second ({_fmt(_per_gpu(r), 'tok/s')} on {gpus})" + (TIE_NOTE if tie else "")}
     return [throughput, cost]
 
 
@@ -231,7 +230,8 @@ def recommend(rows: list[dict], slo_ms: dict) -> list[dict]:
     measured = [r for r in rows if "metrics" in r and r["metrics"]["output_throughput"]]
     unfit = [r["config"] for r in measured if not trusted(r)]
     saturated = [r for r in measured if r["overloaded"]]
-    out = _latency_picks(usable, slo_ms, _why_none(measured)) + _throughput_picks(usable, [] if usable else saturated)
+    why_none = _why_none(measured)
+    out = _latency_picks(usable, slo_ms, why_none) + _throughput_picks(usable, why_none, saturated)
     flags = {r["config"]: server_flags(r["params"]) for r in rows}
     for rec in out:
         rec["flags"] = flags.get(rec["config"])
