@@ -17,7 +17,11 @@ them). Reported per (rate, N), median of --reps [min-max]:
                     at the rate a worker keeps its send-lag p99 under 1 ms)
   parser ns/read    varcas.load.workers.parser_ns_per_read() on this machine (REF_PARSER_NS)
 
-    python bench/bench_scale.py [--rates 1000,2000] [--workers 1,2] [--duration 10] [--reps 3]
+With --ray, each N is also run as `--ray --workers N` (a local Ray instance started by each run,
+its actors on this machine) in the same repetition, after the worker processes: the columns
+"ray N". Their clock offsets are 0 (one host); the ping exchange's uncertainty is listed.
+
+    python bench/bench_scale.py [--rates 1000,2000] [--workers 1,2] [--duration 10] [--reps 3] [--ray]
 """
 from __future__ import annotations
 
@@ -37,13 +41,13 @@ from varcas.load.workers import REF_EVENTS_PER_CORE, REF_PARSER_NS, parser_ns_pe
 from varcas.testing.spawn import spawn
 
 KEYS = ("lag_p50_us", "lag_p99_us", "lag_max_us", "on_time", "sent_rate", "ft_err_p50_us", "ft_err_p99_us",
-        "cpu_us_per_token_worker", "events_per_cpu_s", "parent_cpu_s", "errors")
+        "cpu_us_per_token_worker", "events_per_cpu_s", "parent_cpu_s", "errors", "ping_uncertainty_us")
 
 
-def run_load(url: str, rate: float, duration: float, workers: int, out: Path) -> dict:
+def run_load(url: str, rate: float, duration: float, workers: int, out: Path, ray: bool) -> dict:
     cmd = [sys.executable, "-m", "varcas.load", "--url", url, "--rps", str(rate), "--duration", str(duration),
            "--input-len", "32", "--output-len", "64", "--quiet", "--no-metrics", "--seed", "1",
-           "--workers", str(workers), "--out", str(out)]
+           "--workers", str(workers), "--out", str(out), *(["--ray"] if ray else [])]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     manifest = json.loads((out / "run.json").read_text())
     table = pq.read_table(out / "requests.parquet", columns=["request_id", "scheduled_ns", "sent_ns",
@@ -70,19 +74,25 @@ def figures(run: dict, first_write: dict[int, int], rate: float) -> dict:
         "events_per_cpu_s": float(np.mean([w["events"] / w["cpu_s"] for w in per])),
         "parent_cpu_s": m["client"].get("parent_cpu_s", 0.0),
         "errors": m["counts"]["failed"],
+        "ping_uncertainty_us": float(np.mean([w.get("ping_uncertainty_ns", np.nan) for w in per])) / 1e3,
     }
 
 
-def measure(rate: float, duration: float, workers: list[int], tmp: Path, tag: str, server_cpu: int | None) -> dict:
+def measure(rate: float, duration: float, configs: list[tuple[int, bool]], tmp: Path, tag: str,
+            server_cpu: int | None) -> dict:
     results = {}
-    for n in workers:
+    for n, ray in configs:
         with spawn(tokens=64, itl_ms=10, ttft_ms=0) as srv:
             if server_cpu is not None:
                 os.sched_setaffinity(srv.proc.pid, {server_cpu})
-            run = run_load(srv.url, rate, duration, n, tmp / f"{tag}-w{n}")
+            run = run_load(srv.url, rate, duration, n, tmp / f"{tag}-w{n}{'-ray' * ray}", ray)
             first = {int(r["id"]): r["token_ns"][0] for r in srv.records()["requests"] if r["token_ns"]}
-        results[n] = figures(run, first, rate)
+        results[(n, ray)] = figures(run, first, rate)
     return results
+
+
+def _label(config: tuple[int, bool]) -> str:
+    return f"ray {config[0]}" if config[1] else f"{config[0]} worker(s)"
 
 
 def _num(v: float) -> str:
@@ -96,8 +106,10 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--server-cpu", type=int, help="pin the stub server to this CPU (default: unpinned)")
+    ap.add_argument("--ray", action="store_true", help="also run each N as --ray --workers N (a local Ray instance)")
     args = ap.parse_args()
-    workers = [int(w) for w in args.workers.split(",")]
+    configs = [(int(w), False) for w in args.workers.split(",")]
+    configs += [(n, True) for n, _ in configs] if args.ray else []
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}; stub server 64 tokens 10 ms apart; "
           + (f"server on CPU {args.server_cpu}, clients unpinned" if args.server_cpu is not None
@@ -108,17 +120,17 @@ def main() -> None:
     print("median of reps [min-max]; ratio: N workers / 1 worker, medians of the same run")
     with tempfile.TemporaryDirectory() as tmpdir:
         for rate in (float(r) for r in args.rates.split(",")):
-            reps = [measure(rate, args.duration, workers, Path(tmpdir), f"r{rate:g}-{k}", args.server_cpu)
+            reps = [measure(rate, args.duration, configs, Path(tmpdir), f"r{rate:g}-{k}", args.server_cpu)
                     for k in range(args.reps)]
             print(f"\nrate {rate:g} req/s x 64 tokens ({rate * 64:,.0f} token events/s planned)")
-            print(f"  {'':<24}" + "".join(f"{f'{n} worker(s)':>36}" for n in workers))
+            print(f"  {'':<24}" + "".join(f"{_label(c):>36}" for c in configs))
             for key in KEYS:
                 cells = []
-                base = np.median([r[workers[0]][key] for r in reps])
-                for n in workers:
-                    vals = np.array([r[n][key] for r in reps], dtype=float)
+                base = np.median([r[configs[0]][key] for r in reps])
+                for c in configs:
+                    vals = np.array([r[c][key] for r in reps], dtype=float)
                     med = np.median(vals)
-                    ratio = f" ({med / base:.2f}x)" if n != workers[0] and base else ""
+                    ratio = f" ({med / base:.2f}x)" if c != configs[0] and base and np.isfinite(base) else ""
                     cells.append(f"{_num(med)} [{_num(vals.min())}-{_num(vals.max())}]{ratio}")
                 print(f"  {key:<24}" + "".join(f"{c:>36}" for c in cells))
 

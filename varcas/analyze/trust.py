@@ -191,7 +191,12 @@ def warnings(run: Run, rm: RequestMetrics, blocks: dict, percents) -> list[str]:
     whole = blocks["whole run"]
     out = [f"load: {w}" for w in run.manifest.get("warnings", []) if isinstance(w, str)]
     status = run.manifest.get("status")
-    if status not in (None, "complete"):
+    if status == "partial":
+        lost = [f"worker {w.get('worker')} on {w.get('node')} ({w.get('after_start_s')} s after the start)"
+                for w in run.manifest.get("lost_workers") or [] if isinstance(w, dict)]
+        out.append(f"the run is partial: load {', '.join(lost) or 'workers'} lost mid-run; the requests it had "
+                   "not sent were never sent, so the offered load was lower than planned from then on")
+    elif status not in (None, "complete"):
         out.append(f"the run's status is {status!r}: it did not finish normally")
     if run.from_arrows:
         out.append("read from requests.arrows (requests.parquet is missing): the run may be cut short")

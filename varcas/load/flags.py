@@ -98,10 +98,15 @@ LOAD_FLAGS: dict[str, tuple[tuple[str, ...], dict]] = {
     # run
     "max_concurrency": (("--max-concurrency",), dict(type=positive_int, help="cap on requests in flight "
                                                      "(waits are recorded); one cap for all --workers")),
-    "workers": (("--workers",), dict(type=_argparse_type(parse_workers), default=1, metavar="N|auto",
+    "workers": (("--workers",), dict(type=_argparse_type(parse_workers), metavar="N|auto",
                                      help="load worker processes sharing the schedule, each with its own event loop "
-                                          "(default 1; auto: from the planned token events/s and a per-core ceiling "
-                                          "measured at start-up, at most the CPUs - 1)")),
+                                          "(default 1, with --ray the cluster's CPUs - 1; auto: from the planned "
+                                          "token events/s and a per-core ceiling measured at start-up, at most the "
+                                          "CPUs - 1)")),
+    "ray": (("--ray",), dict(nargs="?", const="local", metavar="ADDRESS",
+                             help="run the workers as Ray actors spread over a cluster's nodes: ADDRESS is ray.init's "
+                                  "(auto, ray://head:10001; default: a local Ray instance for the run); needs "
+                                  "pip install 'varcas[ray]' (docs/scale.md)")),
     "worker_cores": (("--worker-cores",), dict(type=_argparse_type(parse_cores), metavar="LIST",
                                                help="pin worker k to the k-th of these CPUs (e.g. 2,3 or 2-5; "
                                                     "round robin; default: unpinned)")),

@@ -43,7 +43,7 @@ from ..schedule import Schedule, build_schedule, load_workload
 from ..schedule.datasets import TextDataset
 from ..signals import ENDING, held, interrupts_raise
 from ..telemetry import scrape
-from . import datasets, workers
+from . import datasets, rayworkers, workers
 from .client import Pool
 from .context import fit_to_context
 from .conversations import Turns, write_conversations
@@ -96,7 +96,8 @@ class LoadConfig:
     tokenizer: str | None = None  # local HF tokenizer (dir or tokenizer.json) for prompt token IDs
     clip_to_context: bool = False  # shorten requests that exceed the model's max_model_len
     fail_fast: int = 20  # stop when the first N finished requests all failed alike (0: never)
-    workers: int | str = 1  # load worker processes, or "auto" (varcas.load.workers)
+    workers: int | str | None = None  # worker processes or "auto" (varcas.load.workers); None: 1 (ray: CPUs - 1)
+    ray: str | None = None  # run the workers as Ray actors: a cluster's address, or "local" (varcas.load.rayworkers)
     worker_cores: str | list[int] | None = None  # CPUs to pin worker k to (the k-th, round robin): "0,2-3"
     metrics_interval_s: float = 0.5  # scrape the server's /metrics this often into metrics.parquet (0: never)
     gpu_metrics_url: str | None = None  # a dcgm-exporter's /metrics, scraped beside the server's
@@ -212,7 +213,11 @@ def prepare(cfg: LoadConfig) -> Prepared:
             raise VarcasError(f"{name} must be a positive number of seconds, got {value}")
     _check_sampling(cfg)
     cfg.workers = workers.parse_workers(cfg.workers)
+    if cfg.workers is None and cfg.ray is None:
+        cfg.workers = 1
     cfg.worker_cores = workers.parse_cores(cfg.worker_cores)
+    if cfg.ray is not None:
+        rayworkers.check(cfg)
     datasets.check_flags(cfg)
     headers = [parse_header(h) for h in cfg.headers]
     workload = load_workload(cfg.workload)
@@ -283,13 +288,6 @@ def make_run_dir(out: str | None, workload: str) -> Path:
     return path
 
 
-def _raise_fd_limit() -> None:
-    """Open loop at high rates needs one socket per in-flight request."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def _say(console, text: str) -> None:
     if console is not None:
         console.print(text)
@@ -327,42 +325,49 @@ def run_prepared(prep: Prepared, url: str, target_kind: str, target_params: dict
                       "--tokenizer gives IDs from the model's own vocabulary")
     prep.input_len, prep.output_len, note = fit_to_context(
         prep.input_len, prep.output_len, info.max_model_len, cfg.clip_to_context, plan.template_tokens)
-    sched = prep.schedule
-    layout = workers.plan(cfg, sched)
-    run_dir = make_run_dir(cfg.out, prep.workload_name)
-    builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key,
-                             sampling(cfg))
-    manifest = base_manifest(prep, url, target_kind, target_params, info)
-    manifest["prompts"] = plan.record
-    manifest["workload_shape"] = datasets.record(cfg, sched, texts)
-    manifest["workers"] = layout.describe()
-    if note:
-        _say(console, note)
-        manifest["warnings"].append(note)
-    scraper = None
-    try:
-        write_manifest(run_dir, manifest)
-        if sched.shape.turns > 1:
-            write_conversations(run_dir, sched.timed, len(sched))
-        raise_fd_limit()
-        if cfg.metrics_interval_s:
-            scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure,
-                                   cfg.gpu_metrics_url, cfg.gpu_metrics and target_kind == "server")
-        secrets = (api_key or "", *(v for k, v in prep.headers if any(s in k.lower() for s in SENSITIVE_HEADERS)))
-        if layout.n > 1:
-            outcome = workers.execute(prep, plan, texts, builder, target, run_dir, console, secrets, rearm, layout)
-        else:
-            outcome = _execute(prep, datasets.prompt_source(prep, plan, texts), builder, target, run_dir, console,
-                               secrets, rearm, layout)
-    except KeyboardInterrupt:  # a signal outside the event loop's own handling
-        outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
-                   "ended_at": datetime.now(timezone.utc).isoformat()}
-    with held():
-        if scraper is not None:
-            manifest["telemetry"], notes = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
-            manifest["warnings"] += notes
-        _finish(run_dir, manifest, outcome)
-    return run_dir
+    with rayworkers.session(cfg.ray) as cluster:  # None without --ray
+        sched = prep.schedule
+        layout = workers.plan(cfg, sched, cluster.cpus if cluster is not None else None)
+        if cluster is not None:
+            cluster.place(layout.n)  # the actors, before the run directory: a setup error is one line
+            cluster.check_reach(target.host)
+        run_dir = make_run_dir(cfg.out, prep.workload_name)
+        builder = RequestBuilder(target, info.model, cfg.api, cfg.endpoint, cfg.ignore_eos, prep.headers, api_key,
+                                 sampling(cfg))
+        manifest = base_manifest(prep, url, target_kind, target_params, info)
+        manifest["prompts"] = plan.record
+        manifest["workload_shape"] = datasets.record(cfg, sched, texts)
+        manifest["workers"] = layout.describe()
+        if note:
+            _say(console, note)
+            manifest["warnings"].append(note)
+        scraper = None
+        try:
+            write_manifest(run_dir, manifest)
+            if sched.shape.turns > 1:
+                write_conversations(run_dir, sched.timed, len(sched))
+            raise_fd_limit()
+            if cfg.metrics_interval_s:
+                scraper = scrape.start(target.url("/metrics"), run_dir, cfg.metrics_interval_s, headers, cfg.insecure,
+                                       cfg.gpu_metrics_url, cfg.gpu_metrics and target_kind == "server")
+            secrets = (api_key or "", *(v for k, v in prep.headers if any(s in k.lower() for s in SENSITIVE_HEADERS)))
+            if cluster is not None:
+                outcome = rayworkers.execute(cluster, prep, plan, texts, builder, target, run_dir, console, secrets, rearm,
+                                             layout)
+            elif layout.n > 1:
+                outcome = workers.execute(prep, plan, texts, builder, target, run_dir, console, secrets, rearm, layout)
+            else:
+                outcome = _execute(prep, datasets.prompt_source(prep, plan, texts), builder, target, run_dir, console,
+                                   secrets, rearm, layout)
+        except KeyboardInterrupt:  # a signal outside the event loop's own handling
+            outcome = {"status": "interrupted", "end_ns": monotonic_ns(),
+                       "ended_at": datetime.now(timezone.utc).isoformat()}
+        with held():
+            if scraper is not None:
+                manifest["telemetry"], notes = scrape.finish(scraper, run_dir, cfg.metrics_interval_s)
+                manifest["warnings"] += notes
+            _finish(run_dir, manifest, outcome)
+        return run_dir
 
 
 def _finish(run_dir: Path, manifest: dict, outcome: dict) -> None:

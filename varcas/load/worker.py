@@ -20,6 +20,11 @@ The worker ignores SIGINT, SIGTERM and SIGHUP (the parent forwards them as stop/
 terminal's Ctrl-C, which reaches the whole process group, counts once), and dies with its parent
 (PR_SET_PDEATHSIG SIGKILL): after a kill -9 of the parent its stream keeps every flushed batch,
 for `varcas recover`. drive() is also the single-process runner's loop.
+
+Over Ray (--ray, varcas.load.rayworkers) the same messages travel the same way inside a Ray
+actor: serve() runs in a thread of the actor over a pipe whose other end the actor's methods
+hold (the driver's calls become these messages; the worker's replies and its flushed record
+batches are pulled by the driver).
 """
 from __future__ import annotations
 
@@ -60,7 +65,8 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 @dataclass
 class WorkerSpec:
-    """Everything worker k needs, pickled to it at its start (secrets travel in the pipe only)."""
+    """Everything worker k needs, pickled to it at its start (secrets travel in the pipe only; over
+    Ray, in the begin() call's arguments, through Ray's object store)."""
 
     index: int
     run_dir: str
@@ -135,18 +141,27 @@ def main(parent_pid: int, ctrl, shared: SharedSlots | None) -> None:
     _die_with_parent(parent_pid)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)  # already ignored since exec (workers.py): stays so
+    if not serve(ctrl, shared):
+        sys.exit(1)
+
+
+def serve(ctrl, shared: SharedSlots | None, tap: Callable[[Any], None] | None = None) -> bool:
+    """One worker's whole conversation over ctrl (the protocol above): its spec, then the run,
+    then "done" (True) or "error" (False). tap(batch) gets each flushed record batch (a Ray
+    worker, varcas.load.rayworkers, ships them to its driver)."""
     try:
         spec: WorkerSpec = ctrl.recv()
         if spec.cores is not None:
             os.sched_setaffinity(0, spec.cores)
-        report = _run(spec, ctrl, shared)
+        report = _run(spec, ctrl, shared, tap)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which ends the run
         try:
             ctrl.send(("error", _one_line(exc)))
         except OSError:
             pass
-        sys.exit(1)
+        return False
     ctrl.send(("done", report))
+    return True
 
 
 def _one_line(exc: BaseException) -> str:
@@ -164,7 +179,7 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _run(spec: WorkerSpec, ctrl, shared: SharedSlots | None) -> dict[str, Any]:
+def _run(spec: WorkerSpec, ctrl, shared: SharedSlots | None, tap) -> dict[str, Any]:
     """The share: engine, stream, event loop; returns the report for the parent."""
     prep, cfg, ids = spec.prep, spec.prep.config, spec.ids
     prompt = datasets.prompt_source(prep, spec.plan, spec.texts)
@@ -177,6 +192,7 @@ def _run(spec: WorkerSpec, ctrl, shared: SharedSlots | None) -> dict[str, Any]:
     run_dir = Path(spec.run_dir)
     stream = worker_arrows(spec.index)
     recorder = Recorder(run_dir, stream)
+    recorder.tap = tap
     failures = FailureLog(run_dir / ERRORS_LOG, spec.secrets, spec.fail_fast)
     raise_fd_limit()
     loop = uvloop.new_event_loop()

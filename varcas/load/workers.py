@@ -84,8 +84,11 @@ REF_EVENTS_PER_CORE = 100_000
 REF_PARSER_NS = 235.0
 
 
-def parse_workers(value: object) -> int | str:
-    """--workers: an integer >= 1, or "auto"; VarcasError otherwise."""
+def parse_workers(value: object) -> int | str | None:
+    """--workers: an integer >= 1, or "auto", or None (not given: 1, or with --ray the cluster's
+    CPUs - 1); VarcasError otherwise."""
+    if value is None:
+        return None
     if isinstance(value, str):
         text = value.strip().lower()
         if text == AUTO:
@@ -135,7 +138,7 @@ class Layout:
     requests: int
     conversations: int
     cores: list[list[int] | None]  # per worker: the CPUs it is pinned to, or None
-    asked: int | str
+    asked: int | str | None
     how: str
 
     def owner(self, request_ids: np.ndarray) -> np.ndarray:
@@ -156,14 +159,20 @@ class Layout:
                                for k in range(self.n)]}
 
 
-def plan(cfg: LoadConfig, sched: Schedule) -> Layout:
-    """The run's layout from cfg.workers (checked by prepare) and the schedule."""
+def plan(cfg: LoadConfig, sched: Schedule, cluster_cpus: int | None = None) -> Layout:
+    """The run's layout from cfg.workers (checked by prepare) and the schedule; with cluster_cpus
+    (--ray: the CPUs a Ray cluster offers) workers are capped, and by default as many, at those - 1."""
     asked = cfg.workers
-    if asked == AUTO:
-        n, how = auto_workers(sched)
+    if cluster_cpus is not None and asked is None:
+        n, how = max(1, cluster_cpus - 1), f"--ray: the cluster's {cluster_cpus} CPUs - 1 (at least 1)"
+    elif asked == AUTO:
+        n, how = auto_workers(sched, cluster_cpus)
     else:
+        asked = asked or 1  # a config that prepare() did not check
         n, how = int(asked), f"--workers {asked}"
     conversations = sched.timed if sched.think_ns is not None else len(sched)
+    if cluster_cpus is not None and n > cluster_cpus:
+        raise VarcasError(f"--workers {n}: the Ray cluster offers {cluster_cpus} CPUs, one per worker")
     if n > conversations:
         n, how = conversations, how + f"; {conversations} as there are no more " + \
             ("conversations" if sched.think_ns is not None else "requests")
@@ -176,14 +185,15 @@ def usable_cpus() -> int:
     return min(os.cpu_count() or 1, len(os.sched_getaffinity(0)))
 
 
-def auto_workers(sched: Schedule) -> tuple[int, str]:
-    """(N, how it was chosen) for --workers auto (module docstring)."""
+def auto_workers(sched: Schedule, cluster_cpus: int | None = None) -> tuple[int, str]:
+    """(N, how it was chosen) for --workers auto (module docstring); with --ray, at most the
+    cluster's CPUs - 1."""
     span_s = max(sched.duration_s, 1.0)
     planned = float(sched.output_len.sum(dtype=np.int64)) / span_s
     parser_ns = parser_ns_per_read()
     per_core = REF_EVENTS_PER_CORE * REF_PARSER_NS / parser_ns
     need = max(1, math.ceil(planned / per_core))
-    cap = max(1, usable_cpus() - 1)
+    cap = max(1, (usable_cpus() if cluster_cpus is None else cluster_cpus) - 1)
     n = min(need, cap)
     how = (f"auto: {planned:,.0f} planned token events/s / {per_core:,.0f} per core (C parser "
            f"{parser_ns:.0f} ns per read here, {REF_PARSER_NS:.0f} where {REF_EVENTS_PER_CORE:,} per core was "
@@ -234,13 +244,8 @@ def execute(prep: Prepared, plan_: PromptPlan, texts: TextSample | None, builder
     cfg = prep.config
     ctx = multiprocessing.get_context(START_METHOD)
     shared = SharedSlots(ctx, cfg.max_concurrency, layout.n) if cfg.max_concurrency else None
-    window = math.ceil(cfg.fail_fast / layout.n) if cfg.fail_fast else 0
-    light = dataclasses.replace(prep, text=None)  # the sampled texts travel, not the whole dataset
-    specs = []
-    for k in range(layout.n):
-        ids = layout.ids(k)
-        specs.append(worker.WorkerSpec(k, str(run_dir), light, plan_, texts, builder, target, ids,
-                                       len(ids) // prep.schedule.shape.turns, window, secrets, layout.cores[k]))
+    window = fail_fast_window(cfg, layout)
+    specs = make_specs(prep, plan_, texts, builder, target, run_dir, secrets, layout)
     loop = uvloop.new_event_loop()
     sup = _Supervisor(loop, ctx, specs, shared, cfg, layout)
     ru0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
@@ -256,21 +261,46 @@ def execute(prep: Prepared, plan_: PromptPlan, texts: TextSample | None, builder
     return sup.outcome(own_cpu_s, wall1 - wall0, window)
 
 
+def fail_fast_window(cfg: LoadConfig, layout: Layout) -> int:
+    """Each worker's fail-fast window: the run's, split over the workers (0: never)."""
+    return math.ceil(cfg.fail_fast / layout.n) if cfg.fail_fast else 0
+
+
+def make_specs(prep: Prepared, plan_: PromptPlan, texts: TextSample | None, builder: RequestBuilder, target: Target,
+               run_dir: Path, secrets: tuple[str, ...], layout: Layout) -> list[worker.WorkerSpec]:
+    """Each worker's spec (its share of the schedule)."""
+    window = fail_fast_window(prep.config, layout)
+    light = dataclasses.replace(prep, text=None)  # the sampled texts travel, not the whole dataset
+    specs = []
+    for k in range(layout.n):
+        ids = layout.ids(k)
+        specs.append(worker.WorkerSpec(k, str(run_dir), light, plan_, texts, builder, target, ids,
+                                       len(ids) // prep.schedule.shape.turns, window, secrets, layout.cores[k]))
+    return specs
+
+
 class _Supervisor:
     """The parent's side: starts the workers, relays signals, gathers reports."""
 
+    start_ahead_ns = START_AHEAD_NS  # the start instant is this far ahead of the start messages
+
     def __init__(self, loop, ctx, specs: list[worker.WorkerSpec], shared: SharedSlots | None, cfg: LoadConfig,
                  layout: Layout) -> None:
-        self.loop, self.cfg, self.layout, self.specs = loop, cfg, layout, specs
+        self._init_state(loop, specs, cfg, layout)
         pipes = [ctx.Pipe() for _ in specs]
         self.conns = [mine for mine, _ in pipes]
         self._child_ends = [theirs for _, theirs in pipes]
         self.procs = [ctx.Process(target=worker.main, args=(os.getpid(), theirs, shared),
                                   name=f"varcas-load-w{spec.index}", daemon=True) for spec, (_, theirs) in zip(specs, pipes)]
+
+    def _init_state(self, loop, specs: list[worker.WorkerSpec], cfg: LoadConfig, layout: Layout) -> None:
+        """What the workers reported so far (shared with varcas.load.rayworkers' driver)."""
+        self.loop, self.cfg, self.layout, self.specs = loop, cfg, layout, specs
         self.ready: set[int] = set()
         self.ended: set[int] = set()
         self.reports: dict[int, dict] = {}
         self.dead: dict[int, str] = {}
+        self.lost: dict[int, dict] = {}  # Ray workers lost mid-run (also in dead): the others went on
         self.errors: dict[int, str] = {}
         self.trips: dict[int, str] = {}
         self.snaps: dict[int, tuple] = {}
@@ -281,6 +311,26 @@ class _Supervisor:
         self.all_ready = loop.create_future()
         self.all_done = loop.create_future()
         self.progress: Progress | None = None
+
+    async def start_and_watch(self, progress: Progress) -> None:
+        """Once every worker is ready (or STARTUP_TIMEOUT_S passed): one start instant for all,
+        or stop if interrupted meanwhile; then the live view until every worker is done."""
+        self.loop.call_later(STARTUP_TIMEOUT_S, self._startup_timeout)
+        await self.all_ready
+        if self.interrupts or self.dead:
+            self.broadcast(("stop",))
+        else:
+            self.start_ns = monotonic_ns() + self.start_ahead_ns
+            self.send_start(self.start_ns)
+        while not self.all_done.done():
+            await asyncio.wait([self.all_done], timeout=0.5)
+            if self.start_ns is not None:
+                stats, inflight = combine(list(self.snaps.values()))
+                progress.update(stats, (monotonic_ns() - self.start_ns) / 1e9, inflight)
+
+    def send_start(self, start_ns: int) -> None:
+        """Every worker starts at start_ns (one host: one CLOCK_MONOTONIC)."""
+        self.broadcast(("start", start_ns))
 
     async def run(self, progress: Progress) -> None:
         self.progress = progress
@@ -298,18 +348,7 @@ class _Supervisor:
                 except OSError:
                     pass  # it died: the EOF below says so
                 self.loop.add_reader(conn.fileno(), self._on_readable, k)
-            self.loop.call_later(STARTUP_TIMEOUT_S, self._startup_timeout)
-            await self.all_ready
-            if self.interrupts or self.dead:
-                self.broadcast(("stop",))
-            else:
-                self.start_ns = monotonic_ns() + START_AHEAD_NS
-                self.broadcast(("start", self.start_ns))
-            while not self.all_done.done():
-                await asyncio.wait([self.all_done], timeout=0.5)
-                if self.start_ns is not None:
-                    stats, inflight = combine(list(self.snaps.values()))
-                    progress.update(stats, (monotonic_ns() - self.start_ns) / 1e9, inflight)
+            await self.start_and_watch(progress)
         finally:
             for sig in ENDING:
                 self.loop.remove_signal_handler(sig)
@@ -434,10 +473,12 @@ class _Supervisor:
                        f"{self.tripped}")
         elif not self.interrupts and not self.dead and sent and not ok:
             failure = f"every request failed; the first: {first or 'cancelled at the drain timeout'}"
-        broken = self.storage or next(iter(self.dead.values()), None)
+        broken = self.storage or next((why for k, why in self.dead.items() if k not in self.lost), None)
         utils = [r["cpu_s"] / max(r["wall_s"], 1e-9) for r in got]
         return {
-            "status": "failed" if failure else "interrupted" if self.interrupts or broken else "complete",
+            "status": "failed" if failure else "interrupted" if self.interrupts or broken else
+                      "partial" if self.lost else "complete",
+            **({"lost_workers": list(self.lost.values())} if self.lost else {}),
             **({"failure": failure} if failure else {}),
             **({"interrupted_by": broken} if broken else {}),
             **({"first_error": first} if first else {}),
@@ -455,12 +496,16 @@ class _Supervisor:
     def _workers_record(self, reports: list[dict | None]) -> dict:
         record = self.layout.describe()
         for k, (entry, r) in enumerate(zip(record["per_worker"], reports)):
-            entry["pid"] = self.procs[k].pid
+            entry.update(self._where(k))
             entry["ended"] = "ok" if r is not None else self.dead.get(k, "no report")
             if r is not None:
                 entry.update(sent=r["sent"], failed=r["failed"], events=r["events"], cpu_s=r["cpu_s"],
                              cpu_util=r["cpu_s"] / max(r["wall_s"], 1e-9), connections_opened=r["connections_opened"])
         return record
+
+    def _where(self, k: int) -> dict:
+        """Where worker k ran, for run.json."""
+        return {"pid": self.procs[k].pid}
 
 
 def health(run_dir: Path, manifest: dict) -> None:

@@ -10,11 +10,22 @@ A run is a directory holding
                      written at the end or recovered from the stream(s), which are then removed
   errors.log         short excerpts of error bodies (never in the rows; every worker appends)
 
+run.json's status: "running" (being written, or its process died: `varcas recover`), then one of
+  complete      every planned request was sent (or its sending ended as planned) and recorded
+  interrupted   a signal, a full disk or a dead worker process ended it early; every row so far kept
+  failed        fail-fast tripped, or every request failed (`failure` says why)
+  partial       a Ray load worker was lost mid-run (`lost_workers`: which, its node, when); the
+                others went on to the end, the lost one's rows up to its last batch are kept
+Readers treat any status but "complete" as a run that did not finish normally.
+
 Schema history (SCHEMA_VERSION, checked by every reader):
   1  first version: columns of REQUEST_SCHEMA (declared in row.py).
   2  load workers: one Arrow stream per worker process (requests-wK.arrows) while a run with
      --workers N > 1 is running or after it died; run.json's `workers` (count, how it was chosen,
      cores, per-worker health). Rows and requests.parquet are unchanged.
+  3  Ray load workers (--ray): status "partial" and run.json's `lost_workers`; per worker in
+     `workers`: node, host, clock, offset_ns, offset_uncertainty_ns (its instants are shifted to
+     the driver's clock before they are written). Rows and requests.parquet are unchanged.
 """
 from __future__ import annotations
 
@@ -31,7 +42,7 @@ import pyarrow.parquet as pq
 from ..errors import VarcasError
 from .row import REQUEST_FIELDS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST = "run.json"
 ARROWS = "requests.arrows"
 WORKER_ARROWS = re.compile(r"requests-w(\d+)\.arrows")  # a load worker's stream (format version 2)
@@ -85,7 +96,7 @@ def read_manifest(run_dir: Path) -> dict:
 # (null is allowed: older runs and runs that died lack some).
 _MANIFEST_TYPES = {"config": dict, "target": dict, "counts": dict, "client": dict, "clock_anchor": dict,
                    "prompts": dict, "status": str, "start_ns": int, "end_ns": int, "warnings": list,
-                   "command": list, "workers": dict}
+                   "command": list, "workers": dict, "lost_workers": list}
 _JSON_NAMES = {dict: "an object", str: "a string", int: "an integer", list: "a list"}
 
 

@@ -65,6 +65,7 @@ class Recorder:
         self._sink = pa.OSFile(str(starting), "wb")
         self._writer = ipc.new_stream(self._sink, REQUEST_SCHEMA)
         self.rows_written = 0
+        self.tap = None  # called with each batch once flushed (a Ray worker ships them to its driver)
         self._reset()
         # pyarrow initialises its compute kernels (dictionary_encode, cast) lazily, which
         # costs ~0.4 s on first use: pay it now, not in the middle of the schedule.
@@ -92,10 +93,16 @@ class Recorder:
         n = self.pending
         if n == 0:
             return 0
-        self._writer.write_batch(self._reset_and_build())
-        self._sink.flush()
-        self.rows_written += n
+        self.write(self._reset_and_build())
         return n
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append a built batch (flush's, or one a Ray worker shipped to its driver) and flush it to the OS."""
+        self._writer.write_batch(batch)
+        self._sink.flush()
+        self.rows_written += batch.num_rows
+        if self.tap is not None:
+            self.tap(batch)
 
     def _reset_and_build(self) -> pa.RecordBatch:
         """Turn the pending rows into a record batch and start empty buffers."""

@@ -27,3 +27,7 @@ REQUEST_FIELDS = (
     pa.field("error", _LABEL),  # null when ok, else one of ERROR_KINDS
     pa.field("finish_reason", _LABEL),  # as the server said
 )
+
+# The columns that are instants of the generator's clock (every *_ns but slot_wait_ns, a duration):
+# what the driver shifts to its own clock when a worker ran on another host (varcas.load.rayworkers).
+INSTANT_COLUMNS = tuple(f.name for f in REQUEST_FIELDS if f.name.endswith("_ns") and f.name != "slot_wait_ns")

@@ -38,7 +38,7 @@ from ..load.summary import print_summary
 from ..sim.flags import add_sim_choice_flags, sim_choices
 from . import run_load
 
-RUN = ("max_concurrency", "workers", "worker_cores", "request_timeout_s", "drain_timeout_s", "clip_to_context", "fail_fast",
+RUN = ("max_concurrency", "workers", "worker_cores", "ray", "request_timeout_s", "drain_timeout_s", "clip_to_context", "fail_fast",
        "metrics_interval_s", "no_metrics", "gpu_metrics_url", "gpu_metrics", "out", "quiet")
 NEED_SAVE_RESULT = ("save_detailed", "result_dir", "result_filename", "metadata", "label")
 
