@@ -61,7 +61,7 @@ def build_parser(prog: str) -> OneLineParser:
     add_load_flags(w, ("workload",), workload={"default": "chat_medium,chat_high",
                                                "help": "comma-separated workloads (default chat_medium,chat_high)"})
     w.add_argument("--batch-sizes", default=DEFAULT_BATCHES, help=f"max_num_seqs values to sweep (default {DEFAULT_BATCHES})")
-    add_load_flags(w, ("duration_s", "rps", "seed", "clip_to_context", "out", "quiet"), **{**SWEEP_CHANGES, "out": {
+    add_load_flags(w, ("duration_s", "rps", "seed", "clip_to_context", "workers", "out", "quiet"), **{**SWEEP_CHANGES, "out": {
         "required": True, "help": "pipeline directory (rerun the same command to resume)"}})
     w.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, e.g. ttft:1000 tpot:100 (default for the "
                    "capacity step and the interactive use case: ttft:1000 tpot:100)")
@@ -174,6 +174,7 @@ def _roofline(args, rdir: Path) -> dict:
 def _sweep_spec(spec: BackendSpec, args, workloads, params: list, goodput, out: Path) -> SweepSpec:
     return SweepSpec(backend=spec, params=params, workloads=workloads, out=str(out), duration_s=args.duration_s,
                      rps=args.rps, seed=args.seed, goodput=goodput, quiet=args.quiet, clip_to_context=args.clip_to_context,
+                     workers=args.workers,
                      roofline={"model": args.model, "gpu": args.gpu, "quant": args.quant})
 
 

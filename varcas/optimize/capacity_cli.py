@@ -50,7 +50,7 @@ def build_parser(prog: str) -> OneLineParser:
                    help="stop when the failing rate is within this fraction of the passing one (default 0.05)")
     s.add_argument("--max-steps", type=positive_int, default=12, help="load runs in all, at most (default 12)")
     r = p.add_argument_group("each run")
-    add_load_flags(r, ("workload", "duration_s", "seed", "clip_to_context"), duration_s={
+    add_load_flags(r, ("workload", "duration_s", "seed", "clip_to_context", "workers"), duration_s={
         "default": 60.0, "help": "seconds of schedule per run (default 60)"})
     p.add_argument("--out", required=True, help="directory of the search: capacity.json and one run per rate")
     p.add_argument("--json", action="store_true", help="print capacity.json on stdout (the tables go to stderr)")
@@ -80,7 +80,7 @@ def run(args) -> int:
             def run_rate(rate: float, run_dir: Path) -> Path:
                 console.print(f"[dim]running {rate:g} req/s for {args.duration_s:g} s -> {run_dir}[/]")
                 cfg = LoadConfig(workload=args.workload, rps=rate, duration_s=args.duration_s, seed=args.seed,
-                                 clip_to_context=args.clip_to_context,
+                                 clip_to_context=args.clip_to_context, workers=args.workers,
                                  out=str(run_dir))
                 try:
                     path = backend.run(cfg)

@@ -30,7 +30,8 @@ def build_parser(prog: str) -> OneLineParser:
                    help="a server setting and its values (repeat for a grid), e.g. max_num_seqs=1,2,4,8")
     add_load_flags(s, ("workload", "duration_s", "rps", "seed"), **SWEEP_CHANGES)
     s.add_argument("--warmup", type=int, default=8, help="warm-up requests per server start (default 8; 0: none)")
-    add_load_flags(s, ("request_timeout_s", "drain_timeout_s", "clip_to_context", "out", "quiet"), **SWEEP_CHANGES)
+    add_load_flags(s, ("request_timeout_s", "drain_timeout_s", "clip_to_context", "workers", "out", "quiet"),
+                   **SWEEP_CHANGES)
     c = p.add_argument_group("comparison")
     c.add_argument("--goodput", nargs="+", metavar="KEY:MS", help="SLOs, vLLM's format, e.g. ttft:1000 tpot:100")
     c.add_argument("--baseline", help="configuration id the changes are against (default: the first)")
@@ -55,7 +56,8 @@ def spec_from_args(args) -> SweepSpec:
     return SweepSpec(backend=backend_spec(args), params=[parse_param(t) for t in args.param], workloads=workloads,
                      out=args.out, duration_s=args.duration_s, rps=args.rps, seed=args.seed, warmup=args.warmup,
                      goodput=goodput, roofline=roof, request_timeout_s=args.request_timeout_s,
-                     drain_timeout_s=args.drain_timeout_s, quiet=args.quiet, clip_to_context=args.clip_to_context)
+                     drain_timeout_s=args.drain_timeout_s, quiet=args.quiet, clip_to_context=args.clip_to_context,
+                     workers=args.workers)
 
 
 def run(args) -> int:

@@ -84,6 +84,7 @@ class SweepSpec:
     quiet: bool = False
     clip_to_context: bool = False  # shorten requests over the server's max_model_len (else refused)
     capacity: CapacityPlan | None = None  # each configuration at its own capacity, not at one rate
+    workers: int | str | None = None  # load worker processes per run (--workers; the client, not the server)
     configs: list = field(init=False, default_factory=list)
     names: dict = field(init=False, default_factory=dict)  # workload as given -> its name (the run's directory)
 
@@ -259,7 +260,7 @@ def _run_workload(spec: SweepSpec, backend, run_dir: Path, workload: str, rearm)
             k += 1
         run_dir.rename(run_dir.with_name(f"{run_dir.name}.partial-{k}"))
     cfg = LoadConfig(workload=workload, rps=spec.rps, duration_s=spec.duration_s, seed=spec.seed,
-                     clip_to_context=spec.clip_to_context,
+                     clip_to_context=spec.clip_to_context, workers=spec.workers,
                      out=str(run_dir), quiet=spec.quiet, request_timeout_s=spec.request_timeout_s,
                      drain_timeout_s=spec.drain_timeout_s)
     try:
@@ -282,15 +283,17 @@ def _run_at_capacity(spec: SweepSpec, backend, run_dir: Path, cid: str, workload
     shutil.rmtree(run_dir, ignore_errors=True)
     start = plan.start_rps.get((cid, run_dir.name)) or load_workload(workload).rps
     search = capacity.SearchSpec(
-        slos=plan.slos, attainment=plan.attainment, start_rps=capacity.round_rate(min(max(start, plan.min_rps), plan.max_rps)),
+        slos=plan.slos, attainment=plan.attainment,
+        start_rps=capacity.round_rate(min(max(start, plan.min_rps), plan.max_rps)),
         min_rps=plan.min_rps, max_rps=plan.max_rps, tolerance=plan.tolerance, max_steps=plan.max_steps,
         load={"workload": workload, "duration_s": spec.duration_s, "seed": spec.seed, "target": spec.backend.public(),
               **({"clip_to_context": True} if spec.clip_to_context else {})}, backend=backend.describe())
 
     def run_rate(rate: float, rate_dir: Path) -> Path:
         cfg = LoadConfig(workload=workload, rps=rate, duration_s=spec.duration_s, seed=spec.seed,
-                         clip_to_context=spec.clip_to_context, out=str(rate_dir), quiet=spec.quiet,
-                         request_timeout_s=spec.request_timeout_s, drain_timeout_s=spec.drain_timeout_s)
+                         clip_to_context=spec.clip_to_context, workers=spec.workers, out=str(rate_dir),
+                         quiet=spec.quiet, request_timeout_s=spec.request_timeout_s,
+                         drain_timeout_s=spec.drain_timeout_s)
         try:
             backend.run(cfg)
         finally:
