@@ -25,7 +25,6 @@ fit) sets the efficiencies and per-step overhead of the roofline step and of the
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -171,10 +170,11 @@ def _roofline(args, rdir: Path) -> dict:
     return {"status": "complete", "json": "roofline/roofline.json", "text": "roofline/roofline.txt"}
 
 
-def _sweep_spec(spec: BackendSpec, args, workloads, params: list, goodput, out: Path) -> SweepSpec:
+def _sweep_spec(spec: BackendSpec, args, workloads, params: list, goodput, out: Path,
+                capacity: CapacityPlan | None = None) -> SweepSpec:
     return SweepSpec(backend=spec, params=params, workloads=workloads, out=str(out), duration_s=args.duration_s,
                      rps=args.rps, seed=args.seed, goodput=goodput, quiet=args.quiet, clip_to_context=args.clip_to_context,
-                     workers=args.workers,
+                     workers=args.workers, capacity=capacity,
                      roofline={"model": args.model, "gpu": args.gpu, "quant": args.quant})
 
 
@@ -201,10 +201,14 @@ def _sweep(spec: BackendSpec, args, workloads, batches, goodput, sdir: Path, con
     if spec.url:
         return {"status": "skipped", "reason": "a server at --url cannot be restarted with other --max-num-seqs; "
                 "pass --server-cmd (or no target: the simulator) to sweep batch sizes"}
-    params = [("max_num_seqs", tuple(str(b) for b in batches))]
-    run_sweep(_sweep_spec(spec, args, workloads, params, goodput, sdir), console, say=console.print)
+    run_sweep(_sweep_spec(spec, args, workloads, _batch_params(batches), goodput, sdir), console, say=console.print)
     print_comparison(read_comparison(sdir), console)
     return {"status": "complete", "dir": sdir.name}
+
+
+def _batch_params(batches) -> list:
+    """The sweep's grid: max_num_seqs over --batch-sizes."""
+    return [("max_num_seqs", tuple(str(b) for b in batches))]
 
 
 def _capacity(spec: BackendSpec, args, workloads, batches, goodput, out: Path, console) -> dict:
@@ -212,10 +216,9 @@ def _capacity(spec: BackendSpec, args, workloads, batches, goodput, out: Path, c
     when --capacity says so; every search starts at what that configuration finished before."""
     earlier = out / ("load" if spec.url else "sweep")
     before = read_comparison(earlier)
-    unanswered = {w: [r["reason"] for r in entry["recommendations"]
-                      if r["use_case"] in LATENCY_USE_CASES and r["config"] is None]
-                  for w, entry in before["workloads"].items()}
-    unanswered = {w: why for w, why in unanswered.items() if why}
+    unanswered = {w: reasons for w, entry in before["workloads"].items()
+                  if (reasons := [r["reason"] for r in entry["recommendations"]
+                                  if r["use_case"] in LATENCY_USE_CASES and r["config"] is None])}
     if args.capacity == "never" or (args.capacity == "auto" and not unanswered):
         why = ("--capacity never" if args.capacity == "never" else
                "--capacity auto: every workload has an interactive and a balanced configuration at its rate")
@@ -223,12 +226,12 @@ def _capacity(spec: BackendSpec, args, workloads, batches, goodput, out: Path, c
         return {"status": "skipped", "reason": why}
     slos = goodput or compare.DEFAULT_SLO_MS
     if unanswered:
-        console.print(f"4/5 capacity: {'; '.join(f'{w}: {why[0]}' for w, why in unanswered.items())}")
+        console.print(f"4/5 capacity: {'; '.join(f'{w}: {reasons[0]}' for w, reasons in unanswered.items())}")
     console.print(f"4/5 capacity of each configuration under {slo_text(slos, args.attainment)}")
     plan = CapacityPlan(slos=slos, attainment=args.attainment, start_rps=_start_rates(before))
-    params = [] if spec.url else [("max_num_seqs", tuple(str(b) for b in batches))]
-    run_sweep(replace(_sweep_spec(spec, args, workloads, params, goodput, out / "capacity"), capacity=plan),
-              console, say=console.print)
+    params = [] if spec.url else _batch_params(batches)  # --url: the server as it stands
+    run_sweep(_sweep_spec(spec, args, workloads, params, goodput, out / "capacity", plan), console,
+              say=console.print)
     print_comparison(read_comparison(out / "capacity"), console)
     return {"status": "complete", "dir": "capacity", "slo_ms": slos, "attainment": args.attainment}
 

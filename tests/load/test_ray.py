@@ -118,7 +118,7 @@ def test_ctrl_c_drains_every_ray_worker_and_leaves_no_ray_process(tmp_path, serv
 def cluster():
     """A local Ray instance of two CPUs for the module (runs use it: ray.is_initialized())."""
     if ray is None:
-        pytest.skip("ray is not installed")
+        pytest.skip("ray is not installed (pip install 'varcas[ray]'); CI sets VARCAS_REQUIRE_RAY")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
         yield ray
